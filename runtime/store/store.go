@@ -1,0 +1,89 @@
+// Package store keeps what a device must not forget: property values (its
+// own and the server's), the stored-retention message queue, and small
+// metadata such as the last introspection sent. Two implementations share the
+// Store interface: Memory, and Bolt (a single bbolt file, the default when
+// a store directory is configured).
+//
+// The package knows nothing of Astarte types: values and payloads are opaque
+// bytes, interfaces are names and majors.
+package store
+
+// SKELETON: the contract; implementations come with the persistency work.
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrFull is returned by Enqueue when the queue holds its capacity.
+var ErrFull = errors.New("store: queue full")
+
+// ErrClosed is returned by every method after Close.
+var ErrClosed = errors.New("store: closed")
+
+// PropertyKey identifies a property value.
+type PropertyKey struct {
+	Interface string
+	Major     int
+	Path      string
+}
+
+// Property is a stored property value.
+type Property struct {
+	PropertyKey
+	// Value is the BSON payload as published or received. Nil marks a
+	// pending unset (a tombstone) that has not been sent yet.
+	Value []byte
+	// Unsent marks a device-owned change not yet acknowledged by the broker.
+	Unsent bool
+}
+
+// Message is an entry of the stored-retention queue.
+type Message struct {
+	// ID is assigned by Enqueue; IDs increase in enqueue order.
+	ID        uint64
+	Interface string
+	Major     int
+	Path      string
+	QoS       byte
+	Payload   []byte
+	// Deadline is when the message expires; zero means never.
+	Deadline time.Time
+}
+
+// Store is safe for concurrent use.
+type Store interface {
+	// Property returns the stored property at k.
+	Property(ctx context.Context, k PropertyKey) (Property, bool, error)
+	// Properties returns every property of the interface (any major), in
+	// path order.
+	Properties(ctx context.Context, iface string) ([]Property, error)
+	// PutProperty creates or replaces a property.
+	PutProperty(ctx context.Context, p Property) error
+	// DeleteProperty removes a property; removing a missing one is not an
+	// error.
+	DeleteProperty(ctx context.Context, k PropertyKey) error
+
+	// Enqueue durably appends messages (their IDs are set on return). When
+	// it returns nil the messages survive a crash. Concurrent calls share
+	// disk flushes (group commit). It fails with ErrFull, accepting none,
+	// when the queue would exceed its capacity.
+	Enqueue(ctx context.Context, msgs ...*Message) error
+	// Pending returns up to limit queued messages with ID > after, in ID
+	// order.
+	Pending(ctx context.Context, after uint64, limit int) ([]Message, error)
+	// Ack removes acknowledged messages; missing IDs are ignored. It need
+	// not flush to disk before returning: a crash may resend an acked
+	// message, never lose an unacked one.
+	Ack(ctx context.Context, ids ...uint64) error
+	// Len returns the number of queued messages.
+	Len(ctx context.Context) (int, error)
+
+	// Meta and PutMeta keep small named values (e.g. the last introspection).
+	Meta(ctx context.Context, key string) ([]byte, bool, error)
+	PutMeta(ctx context.Context, key string, value []byte) error
+
+	// Close flushes and releases the store.
+	Close() error
+}
