@@ -104,8 +104,7 @@ func (d *Device) Message(iface *Interface, mapping int, params ...string) *Messa
 // Message is a data message being built; see Device.Message.
 type Message struct {
 	Payload
-	d    *Device
-	path string
+	d *Device
 }
 
 // Send publishes the message (datastream value or property set) with the

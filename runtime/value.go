@@ -62,7 +62,7 @@ func (v Value) BinaryBlobArray() ([][]byte, error) { return nil, ErrTypeMismatch
 func (v Value) DateTimeArray() ([]time.Time, error) { return nil, ErrTypeMismatch }
 
 // Any returns the value as the Go type of its Astarte type (see Payload.Any).
-func (v Value) Any() any { return nil }
+func (v Value) Any() any { return v.raw.Data }
 
 // Field is one field of a decoded object value.
 type Field struct {
