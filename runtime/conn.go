@@ -357,7 +357,7 @@ func (d *Device) syncProperties(ctx context.Context, c *conn, full bool) error {
 				set = append(set, i.Name+p.Path)
 			}
 			if full || p.Unsent {
-				if err := d.publishProperty(ctx, c, p, full); err != nil {
+				if err := d.resendProperty(ctx, c, p, full); err != nil {
 					return err
 				}
 			}
@@ -369,11 +369,18 @@ func (d *Device) syncProperties(ctx context.Context, c *conn, full bool) error {
 	return d.publishWait(ctx, c, d.base+"/control/producer/properties", EncodePurge(set))
 }
 
-// publishProperty publishes a stored property (a value, or an unset for a
-// tombstone) and settles the store when the broker acknowledges it.
-func (d *Device) publishProperty(ctx context.Context, c *conn, p store.Property, full bool) error {
+// resendProperty publishes a stored property (a value, or an unset for a
+// tombstone) during a sync and settles the store when the broker
+// acknowledges it.
+func (d *Device) resendProperty(ctx context.Context, c *conn, p store.Property, full bool) error {
 	if p.Value == nil && full {
 		// The purge list sent after a full sync removes it on the server.
+		d.propMu.Lock()
+		defer d.propMu.Unlock()
+		cur, ok, err := d.store.Property(ctx, p.PropertyKey)
+		if err != nil || !ok || cur.Value != nil {
+			return err // set again meanwhile: that set publishes itself
+		}
 		return d.store.DeleteProperty(ctx, p.PropertyKey)
 	}
 	topic := d.base + "/" + p.Interface + p.Path

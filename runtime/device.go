@@ -126,12 +126,15 @@ type Device struct {
 
 	store     store.Store
 	ownsStore bool
-	creds     credentialSource
-	window    chan struct{} // a slot per unacknowledged publish
-	tracked   chan inflight
-	incoming  chan incoming
-	closing   chan struct{}
-	wg        sync.WaitGroup
+	// propMu serialises the read-modify-write of device properties in the
+	// store (set, unset, and the acknowledgement that clears "unsent").
+	propMu   sync.Mutex
+	creds    credentialSource
+	window   chan struct{} // a slot per unacknowledged publish
+	tracked  chan inflight
+	incoming chan incoming
+	closing  chan struct{}
+	wg       sync.WaitGroup
 
 	mu       sync.Mutex
 	state    State

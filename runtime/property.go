@@ -13,24 +13,38 @@ import (
 // §3.13).
 func (d *Device) setProperty(ctx context.Context, o outgoing) error {
 	key := store.PropertyKey{Interface: o.info.Name, Major: o.info.Major, Path: d.pathOf(o.topic, o.info.Name)}
-	prev, ok, err := d.store.Property(ctx, key)
-	if err != nil {
-		return fmt.Errorf("read property %s%s: %w", key.Interface, key.Path, err)
-	}
-	if ok && prev.Value != nil && bytes.Equal(prev.Value, o.payload) {
-		return nil
-	}
 	p := store.Property{PropertyKey: key, Value: bytes.Clone(o.payload), Unsent: true}
-	return d.storeAndPublish(ctx, p, o.topic)
+	changed, err := d.putProperty(ctx, p, func(prev store.Property, ok bool) bool {
+		return !ok || prev.Value == nil || !bytes.Equal(prev.Value, p.Value)
+	})
+	if err != nil || !changed {
+		return err
+	}
+	return d.publishProperty(ctx, p, o.topic)
 }
 
-// storeAndPublish persists a property change (a value or a tombstone) as
-// unsent, then publishes it if the device is synced; the ack clears the
-// unsent mark.
-func (d *Device) storeAndPublish(ctx context.Context, p store.Property, topic string) error {
-	if err := d.store.PutProperty(ctx, p); err != nil {
-		return fmt.Errorf("store property %s%s: %w", p.Interface, p.Path, err)
+// putProperty stores p as unsent if change(previous, found) says so. The
+// lock covers only the store's
+// read-modify-write, never a publish: the ack loop takes it too.
+func (d *Device) putProperty(ctx context.Context, p store.Property, change func(prev store.Property, found bool) bool) (bool, error) {
+	d.propMu.Lock()
+	defer d.propMu.Unlock()
+	prev, ok, err := d.store.Property(ctx, p.PropertyKey)
+	if err != nil {
+		return false, fmt.Errorf("read property %s%s: %w", p.Interface, p.Path, err)
 	}
+	if !change(prev, ok) {
+		return false, nil
+	}
+	if err := d.store.PutProperty(ctx, p); err != nil {
+		return false, fmt.Errorf("store property %s%s: %w", p.Interface, p.Path, err)
+	}
+	return true, nil
+}
+
+// publishProperty publishes a stored change if the device is synced; the
+// ack clears the unsent mark. Offline, the change waits for the next sync.
+func (d *Device) publishProperty(ctx context.Context, p store.Property, topic string) error {
 	c := d.current()
 	if c == nil {
 		return nil
@@ -44,6 +58,8 @@ func (d *Device) propertyAcked(sent store.Property, err error) {
 	if err != nil {
 		return // stays unsent; sent again after reconnect
 	}
+	d.propMu.Lock()
+	defer d.propMu.Unlock()
 	ctx := context.Background()
 	cur, ok, err := d.store.Property(ctx, sent.PropertyKey)
 	if err != nil || !ok || !cur.Unsent || !bytes.Equal(cur.Value, sent.Value) || (cur.Value == nil) != (sent.Value == nil) {
@@ -85,14 +101,12 @@ func (d *Device) unset(ctx context.Context, info *ifaceInfo, mapping int, topic 
 		return fmt.Errorf("%w: %s%s", ErrUnsetNotAllowed, info.Name, info.Mappings[mapping].Endpoint)
 	}
 	key := store.PropertyKey{Interface: info.Name, Major: info.Major, Path: d.pathOf(topic, info.Name)}
-	prev, ok, err := d.store.Property(ctx, key)
-	if err != nil {
-		return fmt.Errorf("read property %s%s: %w", key.Interface, key.Path, err)
+	tombstone := store.Property{PropertyKey: key, Unsent: true}
+	changed, err := d.putProperty(ctx, tombstone, func(prev store.Property, found bool) bool { return found && prev.Value != nil })
+	if err != nil || !changed {
+		return err
 	}
-	if !ok || prev.Value == nil {
-		return nil
-	}
-	return d.storeAndPublish(ctx, store.Property{PropertyKey: key, Unsent: true}, topic)
+	return d.publishProperty(ctx, tombstone, topic)
 }
 
 // propertyTopic builds the topic of an individual property mapping.
