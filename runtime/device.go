@@ -1,14 +1,17 @@
 package runtime
 
-// SKELETON: signatures are the contract for generated code; bodies come with
-// the runtime core.
-
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
 	"time"
+
+	"github.com/astarte-gen/astarte-gen/runtime/store"
 )
 
 // Config configures a Device.
@@ -29,6 +32,9 @@ type Config struct {
 	// (properties, stored-retention queue). Empty: keep everything in memory
 	// (credentials are then re-obtained at every start).
 	StoreDir string
+	// Store overrides the store that StoreDir would select (tests, custom
+	// backends). The Device does not close a Store it was given.
+	Store store.Store
 	// RootCAs verify the Pairing API and the broker; nil means the system
 	// roots. InsecureSkipVerify disables verification, for test instances
 	// only.
@@ -36,19 +42,30 @@ type Config struct {
 	InsecureSkipVerify bool
 	// KeepAlive is the MQTT keep-alive; 0 means 30 s.
 	KeepAlive time.Duration
+	// ReconnectMin and ReconnectMax bound the jittered exponential backoff
+	// between connection attempts; 0 means 1 s and 2 min.
+	ReconnectMin, ReconnectMax time.Duration
+	// MaxInFlight bounds the QoS 1 and 2 messages awaiting acknowledgement;
+	// 0 means 512. paho does not bound them itself.
+	MaxInFlight int
 	// VolatileCapacity bounds the volatile-retention queue (default 1000);
 	// when full the oldest entry is dropped and counted.
 	VolatileCapacity int
-	// StoredCapacity bounds the stored-retention queue (default 1,000,000);
-	// when full, sends fail with ErrQueueFull.
+	// StoredCapacity bounds the stored-retention queue (default 1,000,000)
+	// of the store StoreDir selects; when full, sends fail with ErrQueueFull.
 	StoredCapacity int
 	// Logger receives the runtime's logs; nil discards them.
 	Logger *slog.Logger
 	// OnStateChange, when set, is called on every connection state change.
+	// It must not block.
 	OnStateChange func(State)
 	// OnError, when set, receives errors that have no caller to return to:
-	// invalid data from the server, handler errors, failed resends.
+	// invalid data from the server, handler errors, failed resends. It must
+	// not block.
 	OnError func(error)
+
+	// credentials replaces pairing (tests of the runtime alone).
+	credentials credentialSource
 }
 
 // State is the connection state of a Device.
@@ -62,113 +79,342 @@ const (
 	Closed
 )
 
+// String names the state.
+func (s State) String() string {
+	switch s {
+	case Disconnected:
+		return "disconnected"
+	case Connecting:
+		return "connecting"
+	case Connected:
+		return "connected"
+	case Closed:
+		return "closed"
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+// ErrConfig wraps every configuration error of New.
+var ErrConfig = errors.New("invalid device configuration")
+
+// credentialSource gives the device a client certificate and the broker URL.
+type credentialSource interface {
+	// credentials returns a certificate and broker URL to connect with.
+	credentials(ctx context.Context) (tls.Certificate, string, error)
+	// rejected is called when the broker refused the certificate: the
+	// source checks it with the Pairing API and replaces it if it must.
+	rejected(ctx context.Context, cause error) error
+}
+
+// ifaceInfo is an interface with what the device precomputes about it.
+type ifaceInfo struct {
+	*Interface
+	levels [][]Level // per mapping; for objects index 0 holds the prefix
+}
+
 // Device is one Astarte device: its connection, interfaces, store and
 // handlers. It is safe for concurrent use.
 type Device struct {
-	cfg    Config
-	ifaces map[string]*Interface
+	cfg           Config
+	log           *slog.Logger
+	base          string // "<realm>/<device_id>", the topic root
+	byPtr         map[*Interface]*ifaceInfo
+	byName        map[string]*ifaceInfo
+	sorted        []*ifaceInfo
+	introspection string
+	messages      sync.Pool // *Message
+
+	store     store.Store
+	ownsStore bool
+	// propMu serialises the read-modify-write of device properties in the
+	// store (set, unset, and the acknowledgement that clears "unsent").
+	propMu   sync.Mutex
+	creds    credentialSource
+	window   chan struct{} // a slot per unacknowledged publish
+	tracked  chan inflight
+	incoming chan incoming
+	closing  chan struct{}
+	wg       sync.WaitGroup
+
+	mu       sync.Mutex
+	state    State
+	conn     *conn
+	synced   bool // the current connection finished its sync
+	backlog  backlog
+	volatile ring
+	handlers map[string]HandlerFunc
+	started  bool
+	loops    sync.Once
 }
 
-var errNotImplemented = errors.New("not implemented yet")
-
-// New validates cfg and the interfaces and returns a Device; it does no I/O.
+// New validates cfg and the interfaces and returns a Device. It opens the
+// store in cfg.StoreDir but does no network I/O.
 func New(cfg Config, interfaces ...*Interface) (*Device, error) {
-	d := &Device{cfg: cfg, ifaces: map[string]*Interface{}}
-	for _, i := range interfaces {
-		d.ifaces[i.Name] = i
+	if err := checkConfig(&cfg); err != nil {
+		return nil, err
 	}
+	d := &Device{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		base:     cfg.Realm + "/" + cfg.DeviceID,
+		byPtr:    map[*Interface]*ifaceInfo{},
+		byName:   map[string]*ifaceInfo{},
+		closing:  make(chan struct{}),
+		window:   make(chan struct{}, cfg.MaxInFlight),
+		tracked:  make(chan inflight, cfg.MaxInFlight),
+		incoming: make(chan incoming, 256),
+		handlers: map[string]HandlerFunc{},
+		volatile: ring{limit: cfg.VolatileCapacity},
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	d.log = d.log.With("device", d.base)
+	for _, i := range interfaces {
+		if err := d.addInterface(i); err != nil {
+			return nil, err
+		}
+	}
+	slices.SortFunc(d.sorted, func(a, b *ifaceInfo) int { return compareStrings(a.Name, b.Name) })
+	all := make([]*Interface, len(d.sorted))
+	for n, i := range d.sorted {
+		all[n] = i.Interface
+	}
+	d.introspection = Introspection(all)
+	d.messages.New = func() any { return &Message{d: d} }
+	if err := d.openStore(); err != nil {
+		return nil, err
+	}
+	creds := cfg.credentials
+	if creds == nil {
+		var err error
+		if creds, err = newPairingSource(cfg, d.log); err != nil {
+			d.closeStore()
+			return nil, err
+		}
+	}
+	d.creds = creds
 	return d, nil
 }
 
-// Connect pairs if needed, connects, and returns once the device is
-// connected and synchronised (spec §3.11), or with the error. After a
-// successful Connect the device reconnects by itself until Close.
-func (d *Device) Connect(ctx context.Context) error { return errNotImplemented }
-
-// Close disconnects and releases the store. Queued stored data stays on disk.
-func (d *Device) Close(ctx context.Context) error { return nil }
-
-// Flush waits until every queued message has been acknowledged by the broker.
-func (d *Device) Flush(ctx context.Context) error { return errNotImplemented }
-
-// Message starts a message on mapping index mapping of a device-owned
-// interface, with the path parameters in endpoint order. For an object
-// aggregation, pass any mapping index (generated code passes 0) and select
-// fields with Field. The Message is returned to a pool by Send.
-func (d *Device) Message(iface *Interface, mapping int, params ...string) *Message {
-	m := &Message{d: d}
-	m.Reset(iface, mapping)
-	return m
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
-// Message is a data message being built; see Device.Message.
-type Message struct {
-	Payload
-	d *Device
+func checkConfig(cfg *Config) error {
+	if !realmPattern(cfg.Realm) {
+		return fmt.Errorf("%w: realm %q must match [a-z][a-z0-9]{0,47}", ErrConfig, cfg.Realm)
+	}
+	if err := CheckParameter(cfg.DeviceID); err != nil || cfg.DeviceID == "" {
+		return fmt.Errorf("%w: device ID %q", ErrConfig, cfg.DeviceID)
+	}
+	if cfg.KeepAlive == 0 {
+		cfg.KeepAlive = 30 * time.Second
+	}
+	if cfg.ReconnectMin == 0 {
+		cfg.ReconnectMin = time.Second
+	}
+	if cfg.ReconnectMax == 0 {
+		cfg.ReconnectMax = 2 * time.Minute
+	}
+	if cfg.ReconnectMax < cfg.ReconnectMin {
+		cfg.ReconnectMax = cfg.ReconnectMin
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 512
+	}
+	if cfg.VolatileCapacity <= 0 {
+		cfg.VolatileCapacity = 1000
+	}
+	if cfg.StoredCapacity <= 0 {
+		cfg.StoredCapacity = 1_000_000
+	}
+	return nil
 }
 
-// Send publishes the message (datastream value or property set) with the
-// QoS, retention and expiry of its mapping. ts is the explicit timestamp; pass
-// the zero time for mappings without explicit_timestamp. It returns once the
-// message has the durability its retention requires.
-func (m *Message) Send(ctx context.Context, ts time.Time) error { return errNotImplemented }
-
-// Unset unsets a device-owned property whose mapping has allow_unset.
-func (d *Device) Unset(ctx context.Context, iface *Interface, mapping int, params ...string) error {
-	return errNotImplemented
-}
-
-// Property returns the stored value of a property (device-owned: the last
-// set value; server-owned: the last value received), and whether it is set.
-func (d *Device) Property(iface *Interface, mapping int, params ...string) (Value, bool, error) {
-	return Value{}, false, errNotImplemented
-}
-
-// Incoming is one message received from the server, validated against its
-// interface.
-type Incoming struct {
-	Interface *Interface
-	// Path is the concrete path; Mapping and Params come from matching it.
-	Path    string
-	Mapping int
-	Params  []string
-	Decoded
-}
-
-// Field returns the object field of mapping index mapping, if present.
-func (in *Incoming) Field(mapping int) (Value, bool) {
-	for _, f := range in.Fields {
-		if f.Mapping == mapping {
-			return f.Value, true
+func realmPattern(s string) bool {
+	if len(s) == 0 || len(s) > 48 || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if (s[i] < 'a' || s[i] > 'z') && (s[i] < '0' || s[i] > '9') {
+			return false
 		}
 	}
-	return Value{}, false
+	return true
 }
 
-// HandlerFunc handles messages of one server-owned interface. An error is
-// reported through Config.OnError and the log; it never disconnects.
-type HandlerFunc func(ctx context.Context, in *Incoming) error
+// addInterface checks a descriptor enough that the runtime can rely on it
+// (schema.Parse checks everything; hand-written descriptors may skip it).
+func (d *Device) addInterface(i *Interface) error {
+	if i == nil {
+		return fmt.Errorf("%w: nil interface", ErrConfig)
+	}
+	if _, dup := d.byName[i.Name]; dup {
+		return fmt.Errorf("%w: interface %s given twice", ErrConfig, i.Name)
+	}
+	if len(i.Mappings) == 0 {
+		return fmt.Errorf("%w: interface %s has no mappings", ErrConfig, i.Name)
+	}
+	info := &ifaceInfo{Interface: i, levels: make([][]Level, len(i.Mappings))}
+	for n := range i.Mappings {
+		levels, err := ParseEndpoint(i.Mappings[n].Endpoint)
+		if err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrConfig, i.Name, err)
+		}
+		if !i.Mappings[n].Type.Valid() {
+			return fmt.Errorf("%w: %s%s: invalid type", ErrConfig, i.Name, i.Mappings[n].Endpoint)
+		}
+		info.levels[n] = levels
+	}
+	if i.Aggregation == Object {
+		info.levels[0] = info.levels[0][:len(info.levels[0])-1]
+	}
+	d.byPtr[i] = info
+	d.byName[i.Name] = info
+	d.sorted = append(d.sorted, info)
+	return nil
+}
+
+func (d *Device) openStore() error {
+	switch {
+	case d.cfg.Store != nil:
+		d.store = d.cfg.Store
+	case d.cfg.StoreDir != "":
+		s, err := store.OpenBolt(d.cfg.StoreDir, store.WithCapacity(d.cfg.StoredCapacity))
+		if err != nil {
+			return fmt.Errorf("open store: %w", err)
+		}
+		d.store, d.ownsStore = s, true
+	default:
+		d.store, d.ownsStore = store.NewMemory(store.WithCapacity(d.cfg.StoredCapacity)), true
+	}
+	keep := make(map[string]int, len(d.sorted))
+	for _, i := range d.sorted {
+		keep[i.Name] = i.Major
+	}
+	props, msgs, err := d.store.Prune(context.Background(), keep)
+	if err != nil {
+		d.closeStore()
+		return fmt.Errorf("prune store: %w", err)
+	}
+	if props+msgs > 0 {
+		d.log.Info("dropped stored data of removed interfaces or other majors", "properties", props, "messages", msgs)
+	}
+	return nil
+}
+
+func (d *Device) closeStore() {
+	if d.ownsStore {
+		if err := d.store.Close(); err != nil {
+			d.log.Warn("closing store", "err", err)
+		}
+	}
+}
+
+// Interfaces returns the device's interfaces sorted by name.
+func (d *Device) Interfaces() []*Interface {
+	out := make([]*Interface, len(d.sorted))
+	for n, i := range d.sorted {
+		out[n] = i.Interface
+	}
+	return out
+}
+
+// lookup finds the device's record of iface (by pointer, then by name for
+// an equal descriptor declared elsewhere).
+func (d *Device) lookup(iface *Interface) (*ifaceInfo, error) {
+	if info, ok := d.byPtr[iface]; ok {
+		return info, nil
+	}
+	if iface != nil {
+		if info, ok := d.byName[iface.Name]; ok && info.Major == iface.Major {
+			return info, nil
+		}
+		return nil, fmt.Errorf("%w: %s", ErrUnknownInterface, iface.Name)
+	}
+	return nil, fmt.Errorf("%w: nil", ErrUnknownInterface)
+}
 
 // Handle registers h for a server-owned interface of the device, replacing
-// any previous handler.
-func (d *Device) Handle(iface *Interface, h HandlerFunc) error { return errNotImplemented }
-
-// SendOption modifies a dynamic Send.
-type SendOption func(*sendOptions)
-
-type sendOptions struct{ timestamp time.Time }
-
-// WithTimestamp sets the explicit timestamp of a dynamic Send.
-func WithTimestamp(t time.Time) SendOption { return func(o *sendOptions) { o.timestamp = t } }
-
-// Send is the dynamic API, for programs that load interfaces at run time: it
-// resolves interfaceName and path, checks value (see Payload.Any), and sends
-// a datastream value or sets a property.
-func (d *Device) Send(ctx context.Context, interfaceName, path string, value any, opts ...SendOption) error {
-	return errNotImplemented
+// any previous handler. Messages arriving before a handler is registered are
+// still validated and cached (properties) but not delivered.
+func (d *Device) Handle(iface *Interface, h HandlerFunc) error {
+	info, err := d.lookup(iface)
+	if err != nil {
+		return err
+	}
+	if info.Ownership != OwnershipServer {
+		return fmt.Errorf("%w: %s is device-owned; only server-owned interfaces have handlers", ErrWrongOwnership, info.Name)
+	}
+	d.mu.Lock()
+	d.handlers[info.Name] = h
+	d.mu.Unlock()
+	return nil
 }
 
-// UnsetPath is the dynamic counterpart of Unset.
-func (d *Device) UnsetPath(ctx context.Context, interfaceName, path string) error {
-	return errNotImplemented
+func (d *Device) setState(s State) {
+	d.mu.Lock()
+	changed := d.state != s && d.state != Closed
+	if changed {
+		d.state = s
+	}
+	d.mu.Unlock()
+	if changed {
+		d.log.Info("connection state", "state", s.String())
+		if d.cfg.OnStateChange != nil {
+			d.cfg.OnStateChange(s)
+		}
+	}
+}
+
+// State returns the current connection state.
+func (d *Device) State() State {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.state
+}
+
+// report sends an error that has no caller to the log and OnError.
+func (d *Device) report(msg string, err error, attrs ...any) {
+	d.log.Warn(msg, append(attrs, "err", err)...)
+	if d.cfg.OnError != nil {
+		d.cfg.OnError(fmt.Errorf("%s: %w", msg, err))
+	}
+}
+
+// Close disconnects and releases the store. Data queued with stored
+// retention stays on disk; volatile data is lost.
+func (d *Device) Close(ctx context.Context) error {
+	d.mu.Lock()
+	if d.state == Closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.state = Closed
+	c := d.conn
+	d.conn = nil
+	d.mu.Unlock()
+	close(d.closing)
+	if c != nil {
+		c.close()
+	}
+	done := make(chan struct{})
+	go func() { d.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	d.closeStore()
+	if d.cfg.OnStateChange != nil {
+		d.cfg.OnStateChange(Closed)
+	}
+	return nil
 }

@@ -1,9 +1,12 @@
 package runtime
 
-// SKELETON: the wire work replaces the bodies; the exported API is the contract.
-
 import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
 	"time"
+	"unicode/utf8"
 
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 )
@@ -19,50 +22,168 @@ type Value struct {
 // Type returns the Astarte type of v.
 func (v Value) Type() ValueType { return v.typ }
 
+func (v Value) want(t ValueType) error {
+	if v.typ != t {
+		return fmt.Errorf("%w: reading a %s value as %s", ErrTypeMismatch, v.typ, t)
+	}
+	return nil
+}
+
 // Double returns a double value.
-func (v Value) Double() (float64, error) { return 0, ErrTypeMismatch }
+func (v Value) Double() (float64, error) {
+	if err := v.want(Double); err != nil {
+		return 0, err
+	}
+	return number(v.raw), nil
+}
 
 // Integer returns an integer value.
-func (v Value) Integer() (int32, error) { return 0, ErrTypeMismatch }
+func (v Value) Integer() (int32, error) {
+	if err := v.want(Integer); err != nil {
+		return 0, err
+	}
+	return int32(integer(v.raw)), nil
+}
 
 // Boolean returns a boolean value.
-func (v Value) Boolean() (bool, error) { return false, ErrTypeMismatch }
+func (v Value) Boolean() (bool, error) {
+	if err := v.want(Boolean); err != nil {
+		return false, err
+	}
+	return v.raw.Boolean(), nil
+}
 
 // LongInteger returns a longinteger value (int32 on the wire is accepted).
-func (v Value) LongInteger() (int64, error) { return 0, ErrTypeMismatch }
+func (v Value) LongInteger() (int64, error) {
+	if err := v.want(LongInteger); err != nil {
+		return 0, err
+	}
+	return integer(v.raw), nil
+}
 
 // String returns a string value.
-func (v Value) String() (string, error) { return "", ErrTypeMismatch }
+func (v Value) String() (string, error) {
+	if err := v.want(String); err != nil {
+		return "", err
+	}
+	return v.raw.StringValue(), nil
+}
 
 // BinaryBlob returns a binaryblob value.
-func (v Value) BinaryBlob() ([]byte, error) { return nil, ErrTypeMismatch }
+func (v Value) BinaryBlob() ([]byte, error) {
+	if err := v.want(BinaryBlob); err != nil {
+		return nil, err
+	}
+	_, b := v.raw.Binary()
+	return b, nil
+}
 
 // DateTime returns a datetime value in UTC.
-func (v Value) DateTime() (time.Time, error) { return time.Time{}, ErrTypeMismatch }
+func (v Value) DateTime() (time.Time, error) {
+	if err := v.want(DateTime); err != nil {
+		return time.Time{}, err
+	}
+	return time.UnixMilli(v.raw.DateTime()).UTC(), nil
+}
 
 // DoubleArray returns a doublearray value.
-func (v Value) DoubleArray() ([]float64, error) { return nil, ErrTypeMismatch }
+func (v Value) DoubleArray() ([]float64, error) { return readArray(v, DoubleArray, number) }
 
 // IntegerArray returns an integerarray value.
-func (v Value) IntegerArray() ([]int32, error) { return nil, ErrTypeMismatch }
+func (v Value) IntegerArray() ([]int32, error) {
+	return readArray(v, IntegerArray, func(e bsoncore.Value) int32 { return int32(integer(e)) })
+}
 
 // BooleanArray returns a booleanarray value.
-func (v Value) BooleanArray() ([]bool, error) { return nil, ErrTypeMismatch }
+func (v Value) BooleanArray() ([]bool, error) {
+	return readArray(v, BooleanArray, bsoncore.Value.Boolean)
+}
 
 // LongIntegerArray returns a longintegerarray value.
-func (v Value) LongIntegerArray() ([]int64, error) { return nil, ErrTypeMismatch }
+func (v Value) LongIntegerArray() ([]int64, error) { return readArray(v, LongIntegerArray, integer) }
 
 // StringArray returns a stringarray value.
-func (v Value) StringArray() ([]string, error) { return nil, ErrTypeMismatch }
+func (v Value) StringArray() ([]string, error) {
+	return readArray(v, StringArray, bsoncore.Value.StringValue)
+}
 
 // BinaryBlobArray returns a binaryblobarray value.
-func (v Value) BinaryBlobArray() ([][]byte, error) { return nil, ErrTypeMismatch }
+func (v Value) BinaryBlobArray() ([][]byte, error) {
+	return readArray(v, BinaryBlobArray, func(e bsoncore.Value) []byte { _, b := e.Binary(); return b })
+}
 
 // DateTimeArray returns a datetimearray value.
-func (v Value) DateTimeArray() ([]time.Time, error) { return nil, ErrTypeMismatch }
+func (v Value) DateTimeArray() ([]time.Time, error) {
+	return readArray(v, DateTimeArray, func(e bsoncore.Value) time.Time { return time.UnixMilli(e.DateTime()).UTC() })
+}
+
+// readArray converts the elements of an array already validated by check.
+func readArray[T any](v Value, t ValueType, conv func(bsoncore.Value) T) ([]T, error) {
+	if err := v.want(t); err != nil {
+		return nil, err
+	}
+	elems, _ := v.raw.Array().Values()
+	out := make([]T, len(elems))
+	for i, e := range elems {
+		out[i] = conv(e)
+	}
+	return out, nil
+}
+
+// number reads a validated double (or, from a device, any BSON number).
+func number(v bsoncore.Value) float64 {
+	switch v.Type {
+	case bsoncore.TypeInt32:
+		return float64(v.Int32())
+	case bsoncore.TypeInt64:
+		return float64(v.Int64())
+	}
+	return v.Double()
+}
+
+// integer reads a validated int32 or int64.
+func integer(v bsoncore.Value) int64 {
+	if v.Type == bsoncore.TypeInt32 {
+		return int64(v.Int32())
+	}
+	return v.Int64()
+}
 
 // Any returns the value as the Go type of its Astarte type (see Payload.Any).
-func (v Value) Any() any { return v.raw.Data }
+func (v Value) Any() any {
+	var x any
+	switch v.typ {
+	case Double:
+		x, _ = v.Double()
+	case Integer:
+		x, _ = v.Integer()
+	case Boolean:
+		x, _ = v.Boolean()
+	case LongInteger:
+		x, _ = v.LongInteger()
+	case String:
+		x, _ = v.String()
+	case BinaryBlob:
+		x, _ = v.BinaryBlob()
+	case DateTime:
+		x, _ = v.DateTime()
+	case DoubleArray:
+		x, _ = v.DoubleArray()
+	case IntegerArray:
+		x, _ = v.IntegerArray()
+	case BooleanArray:
+		x, _ = v.BooleanArray()
+	case LongIntegerArray:
+		x, _ = v.LongIntegerArray()
+	case StringArray:
+		x, _ = v.StringArray()
+	case BinaryBlobArray:
+		x, _ = v.BinaryBlobArray()
+	case DateTimeArray:
+		x, _ = v.DateTimeArray()
+	}
+	return x
+}
 
 // Field is one field of a decoded object value.
 type Field struct {
@@ -92,5 +213,144 @@ type Decoded struct {
 // on any input; errors wrap ErrInvalidPayload, ErrUnsetNotAllowed or
 // ErrInvalidValue. Decoded values reference payload (copy it to keep them).
 func DecodePayload(iface *Interface, m Match, payload []byte) (Decoded, error) {
-	return Decoded{}, ErrInvalidPayload
+	return decodePayload(iface, m, payload, false)
+}
+
+// DecodeDevicePayload decodes a payload published by a device, as Astarte
+// does: like DecodePayload but also accepting any BSON number for a double
+// and int64 within range for an integer (spec §3.5.1, last column). The
+// fake Astarte of package astartetest uses it.
+func DecodeDevicePayload(iface *Interface, m Match, payload []byte) (Decoded, error) {
+	return decodePayload(iface, m, payload, true)
+}
+
+func decodePayload(iface *Interface, m Match, payload []byte, fromDevice bool) (Decoded, error) {
+	if m.Index < 0 || m.Index >= len(iface.Mappings) {
+		return Decoded{}, fmt.Errorf("%w: %s has no mapping %d", ErrInvalidPayload, iface.Name, m.Index)
+	}
+	if len(payload) == 0 {
+		if iface.Type != Properties {
+			return Decoded{}, fmt.Errorf("%w: empty payload on a datastream", ErrUnsetNotAllowed)
+		}
+		if !iface.Mappings[m.Index].AllowUnset {
+			return Decoded{}, fmt.Errorf("%w: %s%s", ErrUnsetNotAllowed, iface.Name, iface.Mappings[m.Index].Endpoint)
+		}
+		return Decoded{Unset: true}, nil
+	}
+	doc := bsoncore.Document(payload)
+	if err := doc.Validate(); err != nil {
+		return Decoded{}, fmt.Errorf("%w: not a BSON document: %v", ErrInvalidPayload, err)
+	}
+	var dec Decoded
+	if t, err := doc.LookupErr("t"); err == nil && t.Type == bsoncore.TypeDateTime {
+		dec.Timestamp = time.UnixMilli(t.DateTime()).UTC()
+	}
+	v, err := doc.LookupErr("v")
+	if err != nil {
+		return Decoded{}, fmt.Errorf("%w: no \"v\" element", ErrInvalidPayload)
+	}
+	if iface.Aggregation == Object {
+		dec.Fields, err = decodeObject(iface, v, fromDevice)
+		return dec, err
+	}
+	mp := &iface.Mappings[m.Index]
+	if err := check(mp.Type, v, fromDevice); err != nil {
+		return Decoded{}, fmt.Errorf("%s%s: %w", iface.Name, mp.Endpoint, err)
+	}
+	dec.Value = Value{typ: mp.Type, raw: v}
+	return dec, nil
+}
+
+func decodeObject(iface *Interface, v bsoncore.Value, fromDevice bool) ([]Field, error) {
+	obj, ok := v.DocumentOK()
+	if !ok {
+		return nil, fmt.Errorf("%w: object value is a %s, not a document", ErrInvalidPayload, v.Type)
+	}
+	elems, err := obj.Elements()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidPayload, err)
+	}
+	fields := make([]Field, 0, len(elems))
+	for _, e := range elems {
+		idx := slices.IndexFunc(iface.Mappings, func(m Mapping) bool { return m.LastLevel() == e.Key() })
+		if idx < 0 {
+			return nil, fmt.Errorf("%w: unexpected object key %q", ErrInvalidPayload, e.Key())
+		}
+		if slices.ContainsFunc(fields, func(f Field) bool { return f.Mapping == idx }) {
+			return nil, fmt.Errorf("%w: object key %q twice", ErrInvalidPayload, e.Key())
+		}
+		if err := check(iface.Mappings[idx].Type, e.Value(), fromDevice); err != nil {
+			return nil, fmt.Errorf("object key %q: %w", e.Key(), err)
+		}
+		fields = append(fields, Field{Mapping: idx, Value: Value{typ: iface.Mappings[idx].Type, raw: e.Value()}})
+	}
+	if len(fields) == 0 {
+		return nil, fmt.Errorf("%w: empty object", ErrInvalidPayload)
+	}
+	slices.SortFunc(fields, func(a, b Field) int { return a.Mapping - b.Mapping })
+	return fields, nil
+}
+
+var errWrongBSONType = errors.New("wrong BSON type")
+
+// check validates a BSON value against an Astarte type and its limits.
+func check(t ValueType, v bsoncore.Value, fromDevice bool) error {
+	if !t.IsArray() {
+		return checkScalar(t, v, fromDevice)
+	}
+	arr, ok := v.ArrayOK()
+	if !ok {
+		return fmt.Errorf("%w: %w: %s is a %s", ErrInvalidPayload, errWrongBSONType, t, v.Type)
+	}
+	elems, err := arr.Values()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidPayload, err)
+	}
+	if len(elems) > maxLength {
+		return fmt.Errorf("%w: %s of %d elements exceeds %d", ErrInvalidValue, t, len(elems), maxLength)
+	}
+	for i, e := range elems {
+		if err := checkScalar(t.Scalar(), e, fromDevice); err != nil {
+			return fmt.Errorf("element %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func checkScalar(t ValueType, v bsoncore.Value, fromDevice bool) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidValue}, args...)...)
+	}
+	switch {
+	case t == Double && (v.Type == bsoncore.TypeDouble || fromDevice && isInteger(v)):
+		if f := number(v); math.IsNaN(f) || math.IsInf(f, 0) {
+			return bad("double is not finite")
+		}
+	case t == Integer && (v.Type == bsoncore.TypeInt32 || fromDevice && v.Type == bsoncore.TypeInt64):
+		if n := integer(v); n <= math.MinInt32 || n > math.MaxInt32 {
+			return bad("integer %d out of range", n)
+		}
+	case t == LongInteger && isInteger(v):
+		if integer(v) == math.MinInt64 {
+			return bad("longinteger out of range")
+		}
+	case t == Boolean && v.Type == bsoncore.TypeBoolean:
+	case t == String && v.Type == bsoncore.TypeString:
+		s := v.StringValue()
+		if len(s) > maxBytes || !utf8.ValidString(s) {
+			return bad("string too long or not UTF-8")
+		}
+	case t == BinaryBlob && v.Type == bsoncore.TypeBinary:
+		if _, b := v.Binary(); len(b) > maxBytes {
+			return bad("binaryblob of %d bytes exceeds %d", len(b), maxBytes)
+		}
+	case t == DateTime && v.Type == bsoncore.TypeDateTime:
+	default:
+		return fmt.Errorf("%w: %w: %s is a %s", ErrInvalidPayload, errWrongBSONType, t, v.Type)
+	}
+	return nil
+}
+
+func isInteger(v bsoncore.Value) bool {
+	return v.Type == bsoncore.TypeInt32 || v.Type == bsoncore.TypeInt64
 }

@@ -11,42 +11,57 @@ import (
 	"github.com/astarte-gen/astarte-gen/runtime"
 )
 
-// DefaultRealm is the realm of a fake Astarte made by New.
+// DefaultRealm is the realm of a fake Astarte.
 const DefaultRealm = "test"
 
 // Astarte is a running fake Astarte. Its two halves live in their own files:
 // pairingSide (pairing.go: Pairing API and device registry) and brokerSide
-// (broker.go: MQTT broker and server-side data handling).
+// (broker.go, server.go: MQTT broker and server-side data handling).
 type Astarte struct {
-	t           testing.TB
-	realm       string
-	ca          *CA
-	ifaces      map[string]*runtime.Interface
-	pairingSide //lint:ignore U1000 filled in by the pairing work
-	brokerSide  //lint:ignore U1000 filled in by the broker work
+	realm  string
+	ca     *CA
+	ifaces map[string]*runtime.Interface
+	pairingSide
+	brokerSide
 }
 
-// New starts a fake Astarte with the given interfaces installed and stops it
-// when the test ends. It fails the test if anything cannot start.
-func New(t testing.TB, ifaces ...*runtime.Interface) *Astarte {
-	t.Helper()
+// Start starts a fake Astarte with the given interfaces installed, for use
+// outside tests (examples, demos). Stop it with Close.
+func Start(ifaces ...*runtime.Interface) (*Astarte, error) {
 	ca, err := NewCA()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	a := &Astarte{t: t, realm: DefaultRealm, ca: ca, ifaces: map[string]*runtime.Interface{}}
+	a := &Astarte{realm: DefaultRealm, ca: ca, ifaces: map[string]*runtime.Interface{}}
 	for _, i := range ifaces {
 		a.ifaces[i.Name] = i
 	}
 	if err := a.startBroker(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	t.Cleanup(a.stopBroker)
 	if err := a.startPairing(); err != nil {
+		a.stopBroker()
+		return nil, err
+	}
+	return a, nil
+}
+
+// New starts a fake Astarte for a test and stops it when the test ends. It
+// fails the test if anything cannot start.
+func New(t testing.TB, ifaces ...*runtime.Interface) *Astarte {
+	t.Helper()
+	a, err := Start(ifaces...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(a.stopPairing)
+	t.Cleanup(a.Close)
 	return a
+}
+
+// Close stops the Pairing API and the broker.
+func (a *Astarte) Close() {
+	a.stopPairing()
+	a.stopBroker()
 }
 
 // Realm returns the realm name.
@@ -54,3 +69,20 @@ func (a *Astarte) Realm() string { return a.realm }
 
 // CA returns the certificate authority of the Pairing API and broker.
 func (a *Astarte) CA() *CA { return a.ca }
+
+// DeviceConfig registers deviceID and returns a runtime.Config that
+// connects it to this Astarte: realm, secret, pairing URL, root CAs. The
+// caller adds a store directory and whatever else it needs.
+func (a *Astarte) DeviceConfig(deviceID string) (runtime.Config, error) {
+	secret, err := a.RegisterDevice(deviceID)
+	if err != nil {
+		return runtime.Config{}, err
+	}
+	return runtime.Config{
+		Realm:             a.realm,
+		DeviceID:          deviceID,
+		CredentialsSecret: secret,
+		PairingURL:        a.PairingURL(),
+		RootCAs:           a.ca.Pool(),
+	}, nil
+}

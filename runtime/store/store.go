@@ -8,8 +8,6 @@
 // bytes, interfaces are names and majors.
 package store
 
-// SKELETON: the contract; implementations come with the persistency work.
-
 import (
 	"context"
 	"errors"
@@ -21,6 +19,33 @@ var ErrFull = errors.New("store: queue full")
 
 // ErrClosed is returned by every method after Close.
 var ErrClosed = errors.New("store: closed")
+
+// DefaultCapacity is the default bound of the message queue.
+const DefaultCapacity = 1_000_000
+
+// Option configures a store.
+type Option func(*options)
+
+type options struct{ capacity int }
+
+func newOptions(opts []Option) options {
+	o := options{capacity: DefaultCapacity}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// WithCapacity bounds the message queue; Enqueue beyond it fails with
+// ErrFull. The policy is to refuse new data rather than drop queued data:
+// the caller learns of the loss, the store never hides one.
+func WithCapacity(n int) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.capacity = n
+		}
+	}
+}
 
 // PropertyKey identifies a property value.
 type PropertyKey struct {
@@ -79,6 +104,11 @@ type Store interface {
 	Ack(ctx context.Context, ids ...uint64) error
 	// Len returns the number of queued messages.
 	Len(ctx context.Context) (int, error)
+
+	// Prune removes the properties and queued messages of every interface
+	// that keep does not list with that major: interfaces removed from the
+	// device, or whose major changed. It returns how many it removed.
+	Prune(ctx context.Context, keep map[string]int) (props, msgs int, err error)
 
 	// Meta and PutMeta keep small named values (e.g. the last introspection).
 	Meta(ctx context.Context, key string) ([]byte, bool, error)

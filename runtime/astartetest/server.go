@@ -1,0 +1,401 @@
+package astartetest
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+
+	"github.com/astarte-gen/astarte-gen/runtime"
+)
+
+// Received is one data message Astarte accepted from a device.
+type Received struct {
+	Interface string
+	Path      string
+	// Value is the value as the Go type of its Astarte type (see
+	// runtime.Value.Any); for an object, a map[string]any keyed by the
+	// endpoints' last levels. Nil for an unset.
+	Value     any
+	Timestamp time.Time // the explicit timestamp, zero when absent
+	Unset     bool
+	QoS       byte
+}
+
+// deviceState is what the fake Astarte knows of one device.
+type deviceState struct {
+	mu            sync.Mutex
+	introspection map[string]*runtime.Interface // name → installed interface
+	rawIntro      string
+	received      []Received
+	deviceProps   map[string]any    // "<iface><path>" → value
+	serverProps   map[string][]byte // "<iface><path>" → payload
+	errors        []string
+	events        []string
+	connections   int
+	clearSession  bool
+	client        *mqtt.Client
+	changed       chan struct{} // closed and replaced on every new record
+}
+
+func (a *Astarte) state(deviceID string) *deviceState {
+	a.bmu.Lock()
+	defer a.bmu.Unlock()
+	if a.states == nil {
+		a.states = map[string]*deviceState{}
+	}
+	st, ok := a.states[deviceID]
+	if !ok {
+		st = &deviceState{deviceProps: map[string]any{}, serverProps: map[string][]byte{}, changed: make(chan struct{})}
+		a.states[deviceID] = st
+	}
+	return st
+}
+
+// record appends an event and wakes waiters.
+func (st *deviceState) record(event string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.events = append(st.events, event)
+	st.notify()
+}
+
+// notify wakes waiters; st.mu must be held.
+func (st *deviceState) notify() {
+	close(st.changed)
+	st.changed = make(chan struct{})
+}
+
+// receive handles one device publish as Astarte's data updater does. It
+// returns the §5.2 error name for invalid input, "" otherwise.
+func (a *Astarte) receive(deviceID, rest string, payload []byte, qos byte) (string, error) {
+	st := a.state(deviceID)
+	switch {
+	case rest == "":
+		st.record("introspection")
+		return a.setIntrospection(st, string(payload))
+	case rest == "control/emptyCache":
+		st.record("emptyCache")
+		return a.emptyCache(deviceID, st)
+	case rest == "control/producer/properties":
+		st.record("producer/properties")
+		return a.purgeDeviceProperties(st, payload)
+	case strings.HasPrefix(rest, "control/"):
+		return "unexpected_control_message", errors.New(rest)
+	case rest == "capabilities":
+		st.record("capabilities")
+		return "", nil
+	}
+	name, path, _ := strings.Cut(rest, "/")
+	st.record("data " + name + "/" + path)
+	return a.receiveData(st, name, "/"+path, payload, qos)
+}
+
+// setIntrospection parses "name:major:minor;…" strictly (spec §3.6).
+func (a *Astarte) setIntrospection(st *deviceState, text string) (string, error) {
+	ifaces := map[string]*runtime.Interface{}
+	if text != "" {
+		for _, tok := range strings.Split(text, ";") {
+			parts := strings.Split(tok, ":")
+			if len(parts) != 3 || parts[0] == "" {
+				return "invalid_introspection", fmt.Errorf("token %q", tok)
+			}
+			major, err1 := strconv.Atoi(parts[1])
+			_, err2 := strconv.Atoi(parts[2])
+			if err1 != nil || err2 != nil || major < 0 || strings.HasPrefix(parts[2], "-") {
+				return "invalid_introspection", fmt.Errorf("token %q", tok)
+			}
+			if installed, ok := a.ifaces[parts[0]]; ok && installed.Major == major {
+				ifaces[parts[0]] = installed
+			} else {
+				ifaces[parts[0]] = nil // listed but not installed: data on it fails
+			}
+		}
+	}
+	st.mu.Lock()
+	st.introspection, st.rawIntro = ifaces, text
+	st.mu.Unlock()
+	return "", nil
+}
+
+// serverPropertyKeys lists the set server-owned properties of interfaces in
+// the introspection.
+func (st *deviceState) serverPropertyKeys() []string {
+	var keys []string
+	for key := range st.serverProps {
+		name, _, _ := strings.Cut(key, "/")
+		if iface := st.introspection[name]; iface != nil {
+			keys = append(keys, key)
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// emptyCache sends consumer/properties then every set server property
+// (spec §3.7). Without the device's subscriptions in place Astarte fails
+// with device_session_not_found.
+func (a *Astarte) emptyCache(deviceID string, st *deviceState) (string, error) {
+	if !a.subscribed(deviceID, a.realm+"/"+deviceID+"/control/consumer/properties") {
+		return "device_session_not_found", errors.New("no subscription to control/consumer/properties")
+	}
+	st.mu.Lock()
+	keys := st.serverPropertyKeys()
+	values := make([][]byte, len(keys))
+	for i, k := range keys {
+		values[i] = st.serverProps[k]
+	}
+	st.mu.Unlock()
+	if err := a.publish(deviceID, "control/consumer/properties", runtime.EncodePurge(keys), 2); err != nil {
+		return "empty_cache_error", err
+	}
+	for i, k := range keys {
+		if !a.subscribed(deviceID, a.realm+"/"+deviceID+"/"+k) {
+			return "resend_interface_properties_failed", fmt.Errorf("no subscription for %s", k)
+		}
+		if err := a.publish(deviceID, k, values[i], 2); err != nil {
+			return "resend_interface_properties_failed", err
+		}
+	}
+	return "", nil
+}
+
+// purgeDeviceProperties keeps only the listed device-owned properties of
+// the introspection's interfaces (spec §3.8).
+func (a *Astarte) purgeDeviceProperties(st *deviceState, payload []byte) (string, error) {
+	entries, err := runtime.DecodePurge(payload)
+	if err != nil {
+		return "purge_properties_error", err
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for key := range st.deviceProps {
+		name, _, _ := strings.Cut(key, "/")
+		if st.introspection[name] != nil && !slices.Contains(entries, key) {
+			delete(st.deviceProps, key)
+		}
+	}
+	return "", nil
+}
+
+// receiveData validates and records a data message.
+func (a *Astarte) receiveData(st *deviceState, name, path string, payload []byte, qos byte) (string, error) {
+	st.mu.Lock()
+	iface := st.introspection[name]
+	st.mu.Unlock()
+	if iface == nil {
+		return "interface_loading_failed", fmt.Errorf("%s not in the introspection or not installed", name)
+	}
+	if iface.Ownership != runtime.OwnershipDevice {
+		return "write_on_server_owned_interface", errors.New(name)
+	}
+	if strings.Contains(path, "//") {
+		return "invalid_path", errors.New(path)
+	}
+	match, err := iface.Match(path)
+	if err != nil {
+		return "mapping_not_found", err
+	}
+	dec, err := runtime.DecodeDevicePayload(iface, match, payload)
+	if err != nil {
+		return decodeErrorName(iface, err), err
+	}
+	r := Received{Interface: name, Path: path, Timestamp: dec.Timestamp, Unset: dec.Unset, QoS: qos}
+	if !iface.Mappings[match.Index].ExplicitTimestamp {
+		r.Timestamp = time.Time{} // Astarte ignores t without explicit_timestamp
+	}
+	switch {
+	case dec.Unset:
+	case iface.Aggregation == runtime.Object:
+		obj := map[string]any{}
+		for _, f := range dec.Fields {
+			obj[iface.Mappings[f.Mapping].LastLevel()] = f.Value.Any()
+		}
+		r.Value = obj
+	default:
+		r.Value = dec.Value.Any()
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if iface.Type == runtime.Properties {
+		if dec.Unset {
+			delete(st.deviceProps, name+path)
+		} else {
+			st.deviceProps[name+path] = r.Value
+		}
+	}
+	st.received = append(st.received, r)
+	st.notify()
+	return "", nil
+}
+
+func decodeErrorName(iface *runtime.Interface, err error) string {
+	switch {
+	case errors.Is(err, runtime.ErrUnsetNotAllowed) && iface.Type == runtime.Datastream:
+		return "unset_on_datastream"
+	case errors.Is(err, runtime.ErrUnsetNotAllowed):
+		return "unset_not_allowed"
+	case strings.Contains(err.Error(), "not a BSON document"):
+		return "undecodable_bson_payload"
+	case strings.Contains(err.Error(), "unexpected object key"):
+		return "unexpected_object_key"
+	case strings.Contains(err.Error(), "exceeds"):
+		return "value_size_exceeded"
+	}
+	return "unexpected_value_type"
+}
+
+// server-to-device controls
+
+// serverMessage encodes value for a server-owned interface path.
+func (a *Astarte) serverMessage(iface, path string, value any) (*runtime.Interface, runtime.Match, []byte, error) {
+	i, ok := a.ifaces[iface]
+	if !ok {
+		return nil, runtime.Match{}, nil, fmt.Errorf("astartetest: interface %s not installed", iface)
+	}
+	if i.Ownership != runtime.OwnershipServer {
+		return nil, runtime.Match{}, nil, fmt.Errorf("astartetest: %s is device-owned", iface)
+	}
+	m, err := i.Match(path)
+	if err != nil {
+		return nil, runtime.Match{}, nil, err
+	}
+	var p runtime.Payload
+	p.Reset(i, m.Index)
+	p.Any(value)
+	var ts time.Time
+	if i.Mappings[m.Index].ExplicitTimestamp {
+		ts = time.Now()
+	}
+	b, err := p.Finish(ts)
+	return i, m, slices.Clone(b), err
+}
+
+// SendDatastream publishes a value on a server-owned datastream (an object
+// as map[string]any), with the QoS of its mapping.
+func (a *Astarte) SendDatastream(deviceID, iface, path string, value any) error {
+	i, m, payload, err := a.serverMessage(iface, path, value)
+	if err != nil {
+		return err
+	}
+	if i.Type != runtime.Datastream {
+		return fmt.Errorf("astartetest: %s is not a datastream", iface)
+	}
+	return a.publish(deviceID, iface+path, payload, i.QoS(&i.Mappings[m.Index]))
+}
+
+// SetProperty sets a server-owned property: Astarte stores it and publishes
+// it (a device that is offline gets it at its next emptyCache).
+func (a *Astarte) SetProperty(deviceID, iface, path string, value any) error {
+	i, _, payload, err := a.serverMessage(iface, path, value)
+	if err != nil {
+		return err
+	}
+	if i.Type != runtime.Properties {
+		return fmt.Errorf("astartetest: %s is not a properties interface", iface)
+	}
+	st := a.state(deviceID)
+	st.mu.Lock()
+	st.serverProps[iface+path] = payload
+	st.mu.Unlock()
+	return a.publish(deviceID, iface+path, payload, 2)
+}
+
+// UnsetProperty unsets a server-owned property (an empty payload, QoS 2).
+func (a *Astarte) UnsetProperty(deviceID, iface, path string) error {
+	st := a.state(deviceID)
+	st.mu.Lock()
+	delete(st.serverProps, iface+path)
+	st.mu.Unlock()
+	return a.publish(deviceID, iface+path, nil, 2)
+}
+
+// SendRaw publishes arbitrary bytes on "<realm>/<device_id>/<suffix>", for
+// tests of invalid server data.
+func (a *Astarte) SendRaw(deviceID, suffix string, payload []byte, qos byte) error {
+	return a.publish(deviceID, suffix, payload, qos)
+}
+
+// observation
+
+// Received returns every data message accepted from the device, in order.
+func (a *Astarte) Received(deviceID string) []Received {
+	st := a.state(deviceID)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return slices.Clone(st.received)
+}
+
+// WaitReceived waits (up to 10 s) until the device has sent at least n
+// accepted data messages and returns all of them; it fails the test
+// otherwise.
+func (a *Astarte) WaitReceived(t testing.TB, deviceID string, n int) []Received {
+	t.Helper()
+	st := a.state(deviceID)
+	deadline := time.After(10 * time.Second)
+	for {
+		st.mu.Lock()
+		got, changed := slices.Clone(st.received), st.changed
+		st.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("astartetest: device %s sent %d of %d expected messages; events: %q", deviceID, len(got), n, a.Events(deviceID))
+			return got
+		}
+	}
+}
+
+// DeviceProperties returns the device-owned properties Astarte holds,
+// keyed "<interface><path>".
+func (a *Astarte) DeviceProperties(deviceID string) map[string]any {
+	st := a.state(deviceID)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return maps.Clone(st.deviceProps)
+}
+
+// Introspection returns the last introspection the device published.
+func (a *Astarte) Introspection(deviceID string) string {
+	st := a.state(deviceID)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.rawIntro
+}
+
+// Errors returns the error names (spec §5.2) of the device's invalid
+// messages, in order.
+func (a *Astarte) Errors(deviceID string) []string {
+	st := a.state(deviceID)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return slices.Clone(st.errors)
+}
+
+// Connections returns how many times the device connected.
+func (a *Astarte) Connections(deviceID string) int {
+	st := a.state(deviceID)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.connections
+}
+
+// Events returns what the server saw from the device, in order:
+// "subscribe <filter>", "introspection", "emptyCache", "producer/properties",
+// "capabilities", "data <interface><path>", "error <name>".
+func (a *Astarte) Events(deviceID string) []string {
+	st := a.state(deviceID)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return slices.Clone(st.events)
+}

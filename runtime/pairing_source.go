@@ -1,0 +1,81 @@
+package runtime
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/astarte-gen/astarte-gen/runtime/pairing"
+)
+
+// pairingSource gets credentials from the Pairing API, keeping them in the
+// store directory.
+type pairingSource struct {
+	m   *pairing.Manager
+	log *slog.Logger
+}
+
+func newPairingSource(cfg Config, log *slog.Logger) (credentialSource, error) {
+	if cfg.PairingURL == "" {
+		return nil, fmt.Errorf("%w: no pairing URL", ErrConfig)
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.TLSClientConfig = &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		RootCAs:            cfg.RootCAs,
+		InsecureSkipVerify: cfg.InsecureSkipVerify, //nolint:gosec // explicit opt-in for test instances
+	}
+	opts := []pairing.ClientOption{pairing.WithHTTPClient(&http.Client{Transport: transport, Timeout: 30 * time.Second})}
+	if cfg.AllowInsecurePairing {
+		opts = append(opts, pairing.AllowInsecureHTTP())
+	}
+	client, err := pairing.NewClient(cfg.PairingURL, cfg.Realm, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	m, err := pairing.NewManager(pairing.ManagerConfig{
+		Client: client, DeviceID: cfg.DeviceID, Secret: cfg.CredentialsSecret, Dir: cfg.StoreDir, Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return &pairingSource{m: m, log: log}, nil
+}
+
+// permanentPairing marks the pairing errors that retrying cannot fix.
+func permanentPairing(err error) error {
+	if errors.Is(err, pairing.ErrUnauthorized) || errors.Is(err, pairing.ErrDeviceNotFound) ||
+		errors.Is(err, pairing.ErrCredentialsInhibited) || errors.Is(err, pairing.ErrInsecureURL) {
+		return permanentError{err}
+	}
+	return err
+}
+
+func (s *pairingSource) credentials(ctx context.Context) (tls.Certificate, string, error) {
+	c, err := s.m.Ensure(ctx)
+	if err != nil {
+		return tls.Certificate{}, "", permanentPairing(err)
+	}
+	return c.Certificate, c.BrokerURL, nil
+}
+
+// rejected follows the Astarte guide: ask the Pairing API whether the
+// certificate is still valid, and obtain a new one if it is not.
+func (s *pairingSource) rejected(ctx context.Context, cause error) error {
+	v, err := s.m.Verify(ctx)
+	if err != nil {
+		return permanentPairing(err)
+	}
+	if v.Valid {
+		return fmt.Errorf("certificate valid per the Pairing API, yet refused: %w", cause)
+	}
+	s.log.Info("certificate no longer valid; pairing again", "cause", v.Cause)
+	if _, err := s.m.Renew(ctx); err != nil {
+		return permanentPairing(err)
+	}
+	return nil
+}

@@ -1,0 +1,151 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"github.com/astarte-gen/astarte-gen/runtime/store"
+)
+
+// setProperty stores a device-owned property and publishes it when
+// connected. Setting the value it already has publishes nothing (spec
+// §3.13).
+func (d *Device) setProperty(ctx context.Context, o outgoing) error {
+	key := store.PropertyKey{Interface: o.info.Name, Major: o.info.Major, Path: d.pathOf(o.topic, o.info.Name)}
+	p := store.Property{PropertyKey: key, Value: bytes.Clone(o.payload), Unsent: true}
+	changed, err := d.putProperty(ctx, p, func(prev store.Property, ok bool) bool {
+		return !ok || prev.Value == nil || !bytes.Equal(prev.Value, p.Value)
+	})
+	if err != nil || !changed {
+		return err
+	}
+	return d.publishProperty(ctx, p, o.topic)
+}
+
+// putProperty stores p as unsent if change(previous, found) says so. The
+// lock covers only the store's
+// read-modify-write, never a publish: the ack loop takes it too.
+func (d *Device) putProperty(ctx context.Context, p store.Property, change func(prev store.Property, found bool) bool) (bool, error) {
+	d.propMu.Lock()
+	defer d.propMu.Unlock()
+	prev, ok, err := d.store.Property(ctx, p.PropertyKey)
+	if err != nil {
+		return false, fmt.Errorf("read property %s%s: %w", p.Interface, p.Path, err)
+	}
+	if !change(prev, ok) {
+		return false, nil
+	}
+	if err := d.store.PutProperty(ctx, p); err != nil {
+		return false, fmt.Errorf("store property %s%s: %w", p.Interface, p.Path, err)
+	}
+	return true, nil
+}
+
+// publishProperty publishes a stored change if the device is synced; the
+// ack clears the unsent mark. Offline, the change waits for the next sync.
+func (d *Device) publishProperty(ctx context.Context, p store.Property, topic string) error {
+	c := d.current()
+	if c == nil {
+		return nil
+	}
+	return d.publishTracked(ctx, c, topic, 2, p.Value, func(err error) { d.propertyAcked(p, err) })
+}
+
+// propertyAcked settles a published property change, unless it has been
+// superseded meanwhile.
+func (d *Device) propertyAcked(sent store.Property, err error) {
+	if err != nil {
+		return // stays unsent; sent again after reconnect
+	}
+	d.propMu.Lock()
+	defer d.propMu.Unlock()
+	ctx := context.Background()
+	cur, ok, err := d.store.Property(ctx, sent.PropertyKey)
+	if err != nil || !ok || !cur.Unsent || !bytes.Equal(cur.Value, sent.Value) || (cur.Value == nil) != (sent.Value == nil) {
+		if err != nil {
+			d.report("reading property after acknowledgement", err)
+		}
+		return
+	}
+	if cur.Value == nil {
+		err = d.store.DeleteProperty(ctx, cur.PropertyKey)
+	} else {
+		cur.Unsent = false
+		err = d.store.PutProperty(ctx, cur)
+	}
+	if err != nil {
+		d.report("updating property after acknowledgement", err)
+	}
+}
+
+// Unset unsets a device-owned property whose mapping has allow_unset.
+// Unsetting a property that is not set does nothing.
+func (d *Device) Unset(ctx context.Context, iface *Interface, mapping int, params ...string) error {
+	info, err := d.lookup(iface)
+	if err != nil {
+		return err
+	}
+	topic, err := d.propertyTopic(info, mapping, params)
+	if err != nil {
+		return err
+	}
+	return d.unset(ctx, info, mapping, topic)
+}
+
+func (d *Device) unset(ctx context.Context, info *ifaceInfo, mapping int, topic string) error {
+	if info.Ownership != OwnershipDevice {
+		return fmt.Errorf("%w: %s is server-owned", ErrWrongOwnership, info.Name)
+	}
+	if info.Type != Properties || !info.Mappings[mapping].AllowUnset {
+		return fmt.Errorf("%w: %s%s", ErrUnsetNotAllowed, info.Name, info.Mappings[mapping].Endpoint)
+	}
+	key := store.PropertyKey{Interface: info.Name, Major: info.Major, Path: d.pathOf(topic, info.Name)}
+	tombstone := store.Property{PropertyKey: key, Unsent: true}
+	changed, err := d.putProperty(ctx, tombstone, func(prev store.Property, found bool) bool { return found && prev.Value != nil })
+	if err != nil || !changed {
+		return err
+	}
+	return d.publishProperty(ctx, tombstone, topic)
+}
+
+// propertyTopic builds the topic of an individual property mapping.
+func (d *Device) propertyTopic(info *ifaceInfo, mapping int, params []string) (string, error) {
+	if mapping < 0 || mapping >= len(info.Mappings) {
+		return "", fmt.Errorf("%w: %s has no mapping %d", ErrMappingNotFound, info.Name, mapping)
+	}
+	topic, err := appendTopic(nil, d.base, info.Name, info.levels[mapping], params)
+	if err != nil {
+		return "", fmt.Errorf("%s%s: %w", info.Name, info.Mappings[mapping].Endpoint, err)
+	}
+	return string(topic), nil
+}
+
+// Property returns the stored value of a property (device-owned: the last
+// set value; server-owned: the last value received), and whether it is set.
+func (d *Device) Property(iface *Interface, mapping int, params ...string) (Value, bool, error) {
+	info, err := d.lookup(iface)
+	if err != nil {
+		return Value{}, false, err
+	}
+	if info.Type != Properties {
+		return Value{}, false, fmt.Errorf("%w: %s is a datastream", ErrMappingNotFound, info.Name)
+	}
+	topic, err := d.propertyTopic(info, mapping, params)
+	if err != nil {
+		return Value{}, false, err
+	}
+	return d.readProperty(info, Match{Index: mapping, Params: params}, d.pathOf(topic, info.Name))
+}
+
+func (d *Device) readProperty(info *ifaceInfo, m Match, path string) (Value, bool, error) {
+	p, ok, err := d.store.Property(context.Background(), store.PropertyKey{Interface: info.Name, Major: info.Major, Path: path})
+	if err != nil || !ok || p.Value == nil {
+		return Value{}, false, err
+	}
+	dec, err := DecodePayload(info.Interface, m, p.Value)
+	if err != nil {
+		return Value{}, false, fmt.Errorf("stored property %s%s: %w", info.Name, path, err)
+	}
+	return dec.Value, true, nil
+}

@@ -1,0 +1,178 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/astarte-gen/astarte-gen/runtime/store"
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// Incoming is one message received from the server, validated against its
+// interface.
+type Incoming struct {
+	Interface *Interface
+	// Path is the concrete path; Mapping and Params come from matching it.
+	Path    string
+	Mapping int
+	Params  []string
+	Decoded
+}
+
+// Field returns the object field of mapping index mapping, if present.
+func (in *Incoming) Field(mapping int) (Value, bool) {
+	for _, f := range in.Fields {
+		if f.Mapping == mapping {
+			return f.Value, true
+		}
+	}
+	return Value{}, false
+}
+
+// HandlerFunc handles messages of one server-owned interface. An error is
+// reported through Config.OnError and the log; it never disconnects.
+type HandlerFunc func(ctx context.Context, in *Incoming) error
+
+// incoming is a message handed from paho to the dispatch loop.
+type incoming struct {
+	topic   string
+	payload []byte
+}
+
+// enqueueIncoming runs on paho's router goroutine: it only hands the message
+// over, so that handlers may publish without deadlocking paho.
+func (d *Device) enqueueIncoming(c *conn, m mqtt.Message) {
+	select {
+	case d.incoming <- incoming{topic: m.Topic(), payload: m.Payload()}:
+	case <-d.closing:
+	case <-c.lost:
+	}
+}
+
+// dispatchLoop processes server messages in arrival order.
+func (d *Device) dispatchLoop() {
+	defer d.wg.Done()
+	for {
+		select {
+		case in := <-d.incoming:
+			if err := d.dispatch(in); err != nil {
+				d.report("dropped invalid message from the server", err, "topic", in.topic)
+			}
+		case <-d.closing:
+			return
+		}
+	}
+}
+
+// dispatch validates a server message (spec §3.12), updates the property
+// cache and calls the interface's handler. Invalid data is an error, never a
+// panic or a disconnect.
+func (d *Device) dispatch(in incoming) error {
+	rest, ok := strings.CutPrefix(in.topic, d.base+"/")
+	if !ok {
+		return fmt.Errorf("%w: topic %q outside %s", ErrInvalidPath, in.topic, d.base)
+	}
+	if rest == "control/consumer/properties" {
+		return d.purgeServerProperties(in.payload)
+	}
+	name, path, _ := strings.Cut(rest, "/")
+	path = "/" + path
+	info, ok := d.byName[name]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownInterface, name)
+	}
+	if info.Ownership != OwnershipServer {
+		return fmt.Errorf("%w: server sent data on device-owned %s", ErrWrongOwnership, name)
+	}
+	match, err := info.Match(path)
+	if err != nil {
+		return err
+	}
+	dec, err := DecodePayload(info.Interface, match, in.payload)
+	if err != nil {
+		return fmt.Errorf("%s%s: %w", name, path, err)
+	}
+	if info.Type == Properties {
+		if err := d.cacheServerProperty(info, path, in.payload, dec.Unset); err != nil {
+			return err
+		}
+	}
+	return d.deliver(&Incoming{Interface: info.Interface, Path: path, Mapping: match.Index, Params: match.Params, Decoded: dec})
+}
+
+func (d *Device) cacheServerProperty(info *ifaceInfo, path string, payload []byte, unset bool) error {
+	ctx := context.Background()
+	key := store.PropertyKey{Interface: info.Name, Major: info.Major, Path: path}
+	var err error
+	if unset {
+		err = d.store.DeleteProperty(ctx, key)
+	} else {
+		err = d.store.PutProperty(ctx, store.Property{PropertyKey: key, Value: payload})
+	}
+	if err != nil {
+		return fmt.Errorf("caching server property %s%s: %w", info.Name, path, err)
+	}
+	return nil
+}
+
+// deliver calls the handler registered for the interface, if any.
+func (d *Device) deliver(in *Incoming) error {
+	d.mu.Lock()
+	h := d.handlers[in.Interface.Name]
+	d.mu.Unlock()
+	if h == nil {
+		return nil
+	}
+	if err := h(context.Background(), in); err != nil {
+		return fmt.Errorf("handler for %s%s: %w", in.Interface.Name, in.Path, err)
+	}
+	return nil
+}
+
+// purgeServerProperties applies consumer/properties (spec §3.8): every
+// cached server-owned property not listed is removed, and its handler gets
+// an unset when the mapping allows unsetting.
+func (d *Device) purgeServerProperties(payload []byte) error {
+	entries, err := DecodePurge(payload)
+	if err != nil {
+		return fmt.Errorf("consumer/properties: %w", err)
+	}
+	keep := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		keep[e] = true
+	}
+	ctx := context.Background()
+	for _, info := range d.sorted {
+		if info.Type != Properties || info.Ownership != OwnershipServer {
+			continue
+		}
+		props, err := d.store.Properties(ctx, info.Name)
+		if err != nil {
+			return err
+		}
+		for _, p := range props {
+			if p.Major == info.Major && keep[info.Name+p.Path] {
+				continue
+			}
+			if err := d.store.DeleteProperty(ctx, p.PropertyKey); err != nil {
+				return err
+			}
+			if p.Major != info.Major {
+				continue
+			}
+			if err := d.deliverPurged(info, p.Path); err != nil {
+				d.report("purged property", err)
+			}
+		}
+	}
+	return nil
+}
+
+func (d *Device) deliverPurged(info *ifaceInfo, path string) error {
+	match, err := info.Match(path)
+	if err != nil || !info.Mappings[match.Index].AllowUnset {
+		return err
+	}
+	return d.deliver(&Incoming{Interface: info.Interface, Path: path, Mapping: match.Index, Params: match.Params, Decoded: Decoded{Unset: true}})
+}
