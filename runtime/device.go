@@ -110,6 +110,9 @@ type credentialSource interface {
 type ifaceInfo struct {
 	*Interface
 	levels [][]Level // per mapping; for objects index 0 holds the prefix
+	// topics holds the full topic of each mapping without parameters (for
+	// objects, index 0: the prefix), so that sending on it allocates none.
+	topics []string
 }
 
 // Device is one Astarte device: its connection, interfaces, store and
@@ -275,6 +278,12 @@ func (d *Device) addInterface(i *Interface) error {
 	}
 	if i.Aggregation == Object {
 		info.levels[0] = info.levels[0][:len(info.levels[0])-1]
+	}
+	info.topics = make([]string, len(i.Mappings))
+	for n, levels := range info.levels {
+		if topic, err := appendTopic(nil, d.base, i.Name, levels, nil); err == nil {
+			info.topics[n] = string(topic)
+		}
 	}
 	d.byPtr[i] = info
 	d.byName[i.Name] = info

@@ -16,7 +16,8 @@ type Message struct {
 	Payload
 	d     *Device
 	info  *ifaceInfo
-	topic []byte
+	buf   []byte // topic being built
+	topic string
 	err   error
 }
 
@@ -26,8 +27,7 @@ type Message struct {
 // fields with Field. Send returns the Message to a pool: do not use it after.
 func (d *Device) Message(iface *Interface, mapping int, params ...string) *Message {
 	m := d.messages.Get().(*Message)
-	m.err = nil
-	m.topic = m.topic[:0]
+	m.err, m.topic = nil, ""
 	info, err := d.lookup(iface)
 	if err != nil {
 		m.err = err
@@ -46,11 +46,16 @@ func (d *Device) Message(iface *Interface, mapping int, params ...string) *Messa
 		m.err = fmt.Errorf("%w: %s is server-owned", ErrWrongOwnership, info.Name)
 		return m
 	}
-	levels := info.levels[mapping]
+	key := mapping
 	if info.Aggregation == Object {
-		levels = info.levels[0]
+		key = 0
 	}
-	m.topic, m.err = appendTopic(m.topic, d.base, info.Name, levels, params)
+	if len(params) == 0 && info.topics[key] != "" {
+		m.topic = info.topics[key]
+		return m
+	}
+	m.buf, m.err = appendTopic(m.buf[:0], d.base, info.Name, info.levels[key], params)
+	m.topic = string(m.buf)
 	return m
 }
 
@@ -112,12 +117,12 @@ func (m *Message) Send(ctx context.Context, ts time.Time) error {
 	if m.info.Aggregation == Object {
 		mapping = &m.info.Mappings[0]
 	}
-	out := outgoing{info: m.info, mapping: mapping, topic: string(m.topic), payload: payload}
+	out := outgoing{info: m.info, mapping: mapping, topic: m.topic, payload: payload}
 	return m.d.send(ctx, out)
 }
 
 // path returns the path part of the topic being built.
-func (m *Message) path() string { return m.d.pathOf(string(m.topic), m.info.Name) }
+func (m *Message) path() string { return m.d.pathOf(m.topic, m.info.Name) }
 
 // pathOf returns the path of a data topic "<base>/<iface><path>".
 func (d *Device) pathOf(topic, iface string) string {

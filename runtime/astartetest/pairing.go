@@ -448,3 +448,39 @@ func (a *Astarte) verifyJWT(token string) (agentClaims, error) {
 	}
 	return claims, nil
 }
+
+// IssueCertificate registers the device if needed and issues it a client
+// certificate directly (no Pairing API round trip), as its current one: for
+// raw MQTT clients in tests and for other brokers trusting this CA.
+func (a *Astarte) IssueCertificate(deviceID string) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	a.pmu.Lock()
+	defer a.pmu.Unlock()
+	d, ok := a.devices[deviceID]
+	if !ok {
+		if _, err := a.register(deviceID); err != nil {
+			return tls.Certificate{}, err
+		}
+		d = a.devices[deviceID]
+	}
+	cert, err := a.ca.SignCSR(csr, a.realm+"/"+deviceID, a.certLifetime)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	if d.serial != "" {
+		d.revoked[d.serial] = true
+	}
+	d.serial, d.confirmed = cert.SerialNumber.String(), true
+	return tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}, nil
+}

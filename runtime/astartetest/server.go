@@ -399,3 +399,12 @@ func (a *Astarte) Events(deviceID string) []string {
 	defer st.mu.Unlock()
 	return slices.Clone(st.events)
 }
+
+// ReceivedCount returns how many data messages the device sent that
+// Astarte accepted (cheaper than Received for large counts).
+func (a *Astarte) ReceivedCount(deviceID string) int {
+	st := a.state(deviceID)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return len(st.received)
+}
