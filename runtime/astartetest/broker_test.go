@@ -1,0 +1,151 @@
+package astartetest_test
+
+import (
+	"crypto/tls"
+	"slices"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
+)
+
+var values = &runtime.Interface{
+	Name: "org.astartegen.test.Values", Major: 1, Minor: 0, Type: runtime.Datastream, Ownership: runtime.OwnershipDevice,
+	Mappings: []runtime.Mapping{{Endpoint: "/v", Type: runtime.Integer, Reliability: runtime.Guaranteed}},
+}
+
+const (
+	devA = "AAAAAAAAAAAAAAAAAAAAAA"
+	devB = "BBBBBBBBBBBBBBBBBBBBBA"
+)
+
+func dial(a *astartetest.Astarte, clientID string, certs ...tls.Certificate) (mqtt.Client, error) {
+	lost := make(chan struct{})
+	opts := mqtt.NewClientOptions().AddBroker(a.BrokerURL()).SetClientID(clientID).SetCleanSession(false).
+		SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).
+		SetConnectionLostHandler(func(mqtt.Client, error) { close(lost) }).
+		SetTLSConfig(&tls.Config{RootCAs: a.CA().Pool(), ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12,
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				if len(certs) == 0 {
+					return &tls.Certificate{}, nil
+				}
+				return &certs[0], nil
+			}})
+	c := mqtt.NewClient(opts)
+	tok := c.Connect()
+	tok.Wait()
+	return c, tok.Error()
+}
+
+func issue(t *testing.T, a *astartetest.Astarte, id string) tls.Certificate {
+	cert, err := a.IssueCertificate(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+func TestBrokerRequiresItsClientCertificates(t *testing.T) {
+	a := astartetest.New(t, values)
+	if c, err := dial(a, "test/"+devA); err == nil {
+		c.Disconnect(0)
+		t.Error("connected without a client certificate")
+	}
+	other, err := astartetest.NewCA() // a certificate from another CA
+	if err != nil {
+		t.Fatal(err)
+	}
+	rogue := other.ServerCertificate()
+	if c, err := dial(a, "test/"+devA, rogue); err == nil {
+		c.Disconnect(0)
+		t.Error("connected with a certificate from a foreign CA")
+	}
+	cert := issue(t, a, devA)
+	if c, err := dial(a, "test/"+devB, cert); err == nil {
+		c.Disconnect(0)
+		t.Error("connected with a client id other than the certificate CN")
+	}
+	c, err := dial(a, "test/"+devA, cert)
+	if err != nil {
+		t.Fatalf("valid device refused: %v", err)
+	}
+	c.Disconnect(0)
+	issue(t, a, devA) // supersedes cert
+	if c, err := dial(a, "test/"+devA, cert); err == nil {
+		c.Disconnect(0)
+		t.Error("connected with a superseded certificate")
+	}
+}
+
+func TestBrokerACL(t *testing.T) {
+	a := astartetest.New(t, values)
+	c, err := dial(a, "test/"+devA, issue(t, a, devA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect(0)
+	tok := c.SubscribeMultiple(map[string]byte{"test/" + devB + "/#": 1, "test/" + devA + "/x/#": 1}, nil)
+	tok.Wait()
+	granted := tok.(*mqtt.SubscribeToken).Result()
+	if granted["test/"+devB+"/#"] != 0x80 || granted["test/"+devA+"/x/#"] != 1 {
+		t.Errorf("SUBACK results %v: foreign filter must be refused (0x80), own granted", granted)
+	}
+	c.Publish("test/"+devB+"/"+values.Name+"/v", 1, false, []byte{})
+	deadline := time.Now().Add(5 * time.Second)
+	for c.IsConnectionOpen() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if c.IsConnectionOpen() {
+		t.Error("publishing on another device's topic did not close the connection")
+	}
+}
+
+func TestBrokerIntrospectionRules(t *testing.T) {
+	a := astartetest.New(t, values)
+	cert := issue(t, a, devA)
+	c, err := dial(a, "test/"+devA, cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p runtime.Payload
+	p.Reset(values, 0)
+	payload, _ := p.Integer(1).Finish(time.Time{})
+	// Data before any introspection is refused, and the device dropped.
+	c.Publish("test/"+devA+"/"+values.Name+"/v", 1, false, payload).WaitTimeout(2 * time.Second)
+	waitUntil(t, func() bool { return slices.Contains(a.Errors(devA), "interface_loading_failed") })
+	c.Disconnect(0)
+
+	c, err = dial(a, "test/"+devA, cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Publish("test/"+devA, 2, false, values.Name+":1:0;").WaitTimeout(2 * time.Second) // trailing ';' is invalid
+	waitUntil(t, func() bool { return slices.Contains(a.Errors(devA), "invalid_introspection") })
+	c.Disconnect(0)
+
+	c, err = dial(a, "test/"+devA, cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect(0)
+	c.Publish("test/"+devA, 2, false, values.Name+":1:0").WaitTimeout(5 * time.Second)
+	c.Publish("test/"+devA+"/"+values.Name+"/v", 1, false, payload).WaitTimeout(5 * time.Second)
+	got := a.WaitReceived(t, devA, 1)
+	if got[0].Value != int32(1) || got[0].QoS != 1 {
+		t.Errorf("received %+v", got[0])
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 5 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
