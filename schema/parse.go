@@ -1,0 +1,162 @@
+// Package schema validates Astarte interface files the way an Astarte
+// server does: first against our JSON Schema (interface.schema.json,
+// embedded), then against the rules JSON Schema cannot express (spec §4):
+// versions, field applicability, object aggregation, case-insensitive
+// uniqueness and endpoint clashes, legacy spellings. Every problem is
+// reported with the file, a JSON pointer and the rule in plain words.
+package schema
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/santhosh-tekuri/jsonschema/v5"
+
+	"github.com/astarte-gen/astarte-gen/runtime"
+)
+
+//go:embed interface.schema.json
+var schemaJSON []byte
+
+const schemaURL = "https://astarte-gen.invalid/schema/interface.schema.json"
+
+// compiled is the compiled schema; compiling is deterministic, so the
+// result is immutable and shared.
+var compiled = sync.OnceValues(func() (*jsonschema.Schema, error) {
+	c := jsonschema.NewCompiler()
+	c.Draft = jsonschema.Draft2020
+	if err := c.AddResource(schemaURL, bytes.NewReader(schemaJSON)); err != nil {
+		return nil, err
+	}
+	return c.Compile(schemaURL)
+})
+
+// Schema returns the embedded JSON Schema of interface files.
+func Schema() []byte { return bytes.Clone(schemaJSON) }
+
+// Parse validates an interface file and returns its descriptor with defaults
+// applied. name is the file name used in diagnostics. The error, an *Error,
+// lists every problem found; warnings are not errors (see
+// ParseWithWarnings).
+func Parse(name string, data []byte) (*runtime.Interface, error) {
+	iface, _, err := ParseWithWarnings(name, data)
+	return iface, err
+}
+
+// ParseWithWarnings is Parse that also returns the warnings: deprecated or
+// meaningless forms that Astarte accepts.
+func ParseWithWarnings(name string, data []byte) (*runtime.Interface, []Diagnostic, error) {
+	r := &report{file: name}
+	iface := parse(r, data)
+	errs, warns := split(r.diags)
+	if len(errs) > 0 {
+		return nil, warns, &Error{Diagnostics: errs}
+	}
+	return iface, warns, nil
+}
+
+func parse(r *report, data []byte) *runtime.Interface {
+	var doc any
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&doc); err != nil {
+		r.errorf("", "not valid JSON: %s", jsonErrorPosition(data, err))
+		return nil
+	}
+	if dec.More() {
+		r.errorf("", "not valid JSON: extra data after the interface object")
+		return nil
+	}
+	s, err := compiled()
+	if err != nil {
+		r.errorf("", "internal error: schema does not compile: %v", err)
+		return nil
+	}
+	if err := s.Validate(doc); err != nil {
+		var ve *jsonschema.ValidationError
+		if !errors.As(err, &ve) {
+			r.errorf("", "%v", err)
+			return nil
+		}
+		schemaDiagnostics(r, ve)
+		return nil
+	}
+	var raw rawInterface
+	if err := json.Unmarshal(data, &raw); err != nil {
+		r.errorf("", "%v", err)
+		return nil
+	}
+	return check(r, &raw)
+}
+
+// jsonErrorPosition turns a decoding error into "line L, column C: …".
+func jsonErrorPosition(data []byte, err error) string {
+	var offset int64 = -1
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		offset = syn.Offset
+	case errors.As(err, &typ):
+		offset = typ.Offset
+	}
+	if offset < 0 || offset > int64(len(data)) {
+		return err.Error()
+	}
+	line := bytes.Count(data[:offset], []byte("\n")) + 1
+	col := offset - int64(bytes.LastIndexByte(data[:offset], '\n'))
+	return fmt.Sprintf("line %d, column %d: %v", line, col, err)
+}
+
+// schemaDiagnostics reports the leaf errors of a schema validation, in
+// plain words, sorted by pointer.
+func schemaDiagnostics(r *report, ve *jsonschema.ValidationError) {
+	var leaves []*jsonschema.ValidationError
+	var walk func(*jsonschema.ValidationError)
+	walk = func(e *jsonschema.ValidationError) {
+		if len(e.Causes) == 0 {
+			leaves = append(leaves, e)
+		}
+		for _, c := range e.Causes {
+			walk(c)
+		}
+	}
+	walk(ve)
+	sort.SliceStable(leaves, func(i, j int) bool { return leaves[i].InstanceLocation < leaves[j].InstanceLocation })
+	seen := map[string]bool{}
+	for _, e := range leaves {
+		msg := plainSchemaMessage(e)
+		if key := e.InstanceLocation + msg; !seen[key] {
+			seen[key] = true
+			r.errorf(e.InstanceLocation, "%s", msg)
+		}
+	}
+}
+
+// plainSchemaMessage explains the rules whose library wording would be a
+// regular expression.
+func plainSchemaMessage(e *jsonschema.ValidationError) string {
+	field := e.InstanceLocation[strings.LastIndexByte(e.InstanceLocation, '/')+1:]
+	kw := e.KeywordLocation[strings.LastIndexByte(e.KeywordLocation, '/')+1:]
+	switch {
+	case kw == "pattern" && field == "interface_name":
+		return "interface name must be dot-separated components (e.g. org.example.Sensors): the first and last start with a letter and hold letters and digits; middle ones may also hold '-' and start with a digit"
+	case kw == "pattern":
+		return "endpoint must be 1 to 64 levels, each '/' then a literal ([A-Za-z_][A-Za-z0-9_]*) or a whole-level parameter %{name}"
+	case kw == "required":
+		return strings.Replace(e.Message, "missing properties", "missing required field", 1)
+	}
+	if field != "" {
+		if _, err := strconv.Atoi(field); err != nil {
+			return field + ": " + e.Message
+		}
+	}
+	return e.Message
+}
