@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
@@ -106,6 +107,8 @@ func jsonErrorPosition(data []byte, err error) string {
 		offset = syn.Offset
 	case errors.As(err, &typ):
 		offset = typ.Offset
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		offset = int64(len(bytes.TrimRight(data, " \t\r\n")))
 	}
 	if offset < 0 || offset > int64(len(data)) {
 		return err.Error()

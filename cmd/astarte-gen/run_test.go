@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func runCmd(args ...string) (int, string, string) {
+	var out, errOut bytes.Buffer
+	code := run(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+const valid = `{"interface_name": "org.x.A", "version_major": 1, "version_minor": 0, "type": "datastream", "ownership": "device",
+ "mappings": [{"endpoint": "/v", "type": "double"}]}`
+
+func write(t *testing.T, dir, name, data string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestValidateExitCodes(t *testing.T) {
+	if code, out, _ := runCmd("validate", "../../testdata/interfaces"); code != exitInvalid || !strings.Contains(out, "invalid/clash-prefix.json:/mappings/1/endpoint: ") {
+		t.Errorf("directory with invalid files: exit %d, output:\n%s", code, out)
+	}
+	if code, out, _ := runCmd("validate", "../../testdata/interfaces/org.astartegen.test.DeviceDatastream.json"); code != exitOK || out != "" {
+		t.Errorf("valid file: exit %d, output %q", code, out)
+	}
+	if code, _, errOut := runCmd("validate", "no/such/file.json"); code != exitUsage || !strings.Contains(errOut, "no such file") {
+		t.Errorf("missing file: exit %d, %q", code, errOut)
+	}
+	if code, _, _ := runCmd("validate"); code != exitUsage {
+		t.Errorf("no path: exit %d", code)
+	}
+	if code, _, _ := runCmd("frobnicate"); code != exitUsage {
+		t.Errorf("unknown command: exit %d", code)
+	}
+	if code, _, errOut := runCmd("-h"); code != exitOK || !strings.Contains(errOut, "usage: astarte-gen validate") {
+		t.Errorf("-h: exit %d, %q", code, errOut)
+	}
+}
+
+func TestValidateRecursesAndFindsDuplicateNames(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "pkg/a.json", valid)
+	write(t, dir, "pkg/b.json", valid) // same name, same directory
+	write(t, dir, "other/a.json", valid)
+	write(t, dir, "pkg/notes.txt", "not an interface")
+	code, out, _ := runCmd("validate", dir)
+	want := filepath.Join(dir, "pkg/b.json") + ":/interface_name: interface org.x.A is also declared in " + filepath.Join(dir, "pkg/a.json") +
+		", in the same directory (one package holds one version of an interface)\n"
+	if code != exitInvalid || out != want {
+		t.Errorf("exit %d, output:\n%s\nwant:\n%s", code, out, want)
+	}
+}
+
+func TestValidateJSON(t *testing.T) {
+	dir := t.TempDir()
+	f := write(t, dir, "w.json", strings.Replace(valid, `"ownership": "device"`, `"ownership": "producer"`, 1))
+	bad := write(t, dir, "x/bad.json", `{"interface_name": "org.x.B", "version_major": 0, "version_minor": 0, "type": "datastream",
+ "ownership": "device", "mappings": [{"endpoint": "/v", "type": "double"}]}`)
+	code, out, _ := runCmd("validate", "--json", dir)
+	var got []map[string]string
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("--json output is not JSON: %v\n%s", err, out)
+	}
+	want := []map[string]string{
+		{"file": f, "pointer": "/ownership", "severity": "warning", "message": `"producer" is the legacy spelling of "device"`},
+		{"file": bad, "pointer": "/version_minor", "severity": "error", "message": "version_minor must be greater than 0 when version_major is 0 (version 0.0 is invalid)"},
+	}
+	if code != exitInvalid {
+		t.Errorf("exit %d", code)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("--json (-want +got):\n%s", diff)
+	}
+	code, out, _ = runCmd("validate", "--json", f)
+	if code != exitOK || strings.TrimSpace(out) == "" || !strings.Contains(out, "warning") {
+		t.Errorf("warnings only: exit %d, %q", code, out)
+	}
+}
