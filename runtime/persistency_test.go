@@ -1,0 +1,318 @@
+package runtime_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	astarte "github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
+)
+
+var retentionIface = &astarte.Interface{
+	Name: "org.astartegen.e2e.Retention", Major: 1, Minor: 0,
+	Type: astarte.Datastream, Ownership: astarte.OwnershipDevice,
+	Mappings: []astarte.Mapping{
+		{Endpoint: "/stored", Type: astarte.LongInteger, Reliability: astarte.Guaranteed, Retention: astarte.Stored},
+		{Endpoint: "/volatile", Type: astarte.LongInteger, Reliability: astarte.Guaranteed, Retention: astarte.Volatile},
+		{Endpoint: "/discard", Type: astarte.LongInteger, Reliability: astarte.Guaranteed},
+		{Endpoint: "/expiring", Type: astarte.LongInteger, Reliability: astarte.Guaranteed, Retention: astarte.Stored, Expiry: time.Second},
+	},
+}
+
+// valuesAt returns the values received on one path, in arrival order.
+func valuesAt(got []astartetest.Received, path string) []any {
+	var out []any
+	for _, r := range got {
+		if r.Path == path {
+			out = append(out, r.Value)
+		}
+	}
+	return out
+}
+
+func TestBrokerOutageRetention(t *testing.T) {
+	a := astartetest.New(t, retentionIface)
+	cfg := testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA")
+	cfg.VolatileCapacity = 10
+	d := newDevice(t, a, cfg, retentionIface)
+	ctx := ctxT(t)
+	a.StopBroker()
+	waitFor(t, func() bool { return d.State() != astarte.Connected })
+	for i := range int64(15) {
+		for _, p := range []string{"/stored", "/volatile"} {
+			if err := d.Send(ctx, retentionIface.Name, p, i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := d.Send(ctx, retentionIface.Name, "/discard", i); !errors.Is(err, astarte.ErrNotConnected) {
+			t.Fatalf("discard while offline: %v, want ErrNotConnected", err)
+		}
+	}
+	if n := d.VolatileDropped(); n != 5 {
+		t.Errorf("volatile queue of 10 dropped %d of 15, want 5 (the oldest)", n)
+	}
+	if err := a.StartBroker(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := a.WaitReceived(t, cfg.DeviceID, 25)
+	stored, volatile := valuesAt(got, "/stored"), valuesAt(got, "/volatile")
+	for i := range 15 {
+		if i >= len(stored) || stored[i] != int64(i) {
+			t.Fatalf("stored values %v: want 0..14 in order", stored)
+		}
+	}
+	for i := range 10 {
+		if i >= len(volatile) || volatile[i] != int64(i+5) {
+			t.Fatalf("volatile values %v: want the newest 10, 5..14", volatile)
+		}
+	}
+	if len(valuesAt(got, "/discard")) != 0 {
+		t.Error("discard data was queued")
+	}
+}
+
+func TestExpiredStoredDataIsDropped(t *testing.T) {
+	a := astartetest.New(t, retentionIface)
+	cfg := testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA")
+	d := newDevice(t, a, cfg, retentionIface)
+	ctx := ctxT(t)
+	a.StopBroker()
+	waitFor(t, func() bool { return d.State() != astarte.Connected })
+	for _, p := range []string{"/expiring", "/stored"} {
+		if err := d.Send(ctx, retentionIface.Name, p, int64(1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(1100 * time.Millisecond) // past the 1 s expiry
+	if err := a.StartBroker(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := a.WaitReceived(t, cfg.DeviceID, 1)
+	if len(valuesAt(got, "/expiring")) != 0 || len(valuesAt(got, "/stored")) != 1 {
+		t.Errorf("received %+v: the expired message must be dropped, the other delivered", got)
+	}
+}
+
+func TestStoredCapacityRefusesNewData(t *testing.T) {
+	a := astartetest.New(t, retentionIface)
+	cfg := testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA")
+	cfg.StoredCapacity = 3
+	d := newDevice(t, a, cfg, retentionIface)
+	a.StopBroker()
+	waitFor(t, func() bool { return d.State() != astarte.Connected })
+	for i := range int64(3) {
+		if err := d.Send(ctxT(t), retentionIface.Name, "/stored", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Send(ctxT(t), retentionIface.Name, "/stored", int64(3)); !errors.Is(err, astarte.ErrQueueFull) {
+		t.Errorf("fourth message with capacity 3: %v, want ErrQueueFull", err)
+	}
+}
+
+func TestPropertiesOfflineSessionLossAndMajorChange(t *testing.T) {
+	a := astartetest.New(t, deviceProps)
+	cfg := testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA")
+	d := newDevice(t, a, cfg, deviceProps)
+	ctx := ctxT(t)
+	set := func(d *astarte.Device, led string, v int32) {
+		t.Helper()
+		m := d.Message(deviceProps, 0, led)
+		m.Integer(v)
+		if err := m.Send(ctx, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(d, "a", 1)
+	a.WaitReceived(t, cfg.DeviceID, 1)
+	// Changed while offline: sent after the reconnection.
+	a.StopBroker()
+	waitFor(t, func() bool { return d.State() != astarte.Connected })
+	set(d, "b", 2)
+	if err := a.StartBroker(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return a.DeviceProperties(cfg.DeviceID)[deviceProps.Name+"/b/brightness"] == int32(2) })
+	// After a session loss every set property is sent again, with the
+	// purge list.
+	before := len(a.Received(cfg.DeviceID))
+	a.ClearSession(cfg.DeviceID)
+	a.DropConnection(cfg.DeviceID)
+	got := a.WaitReceived(t, cfg.DeviceID, before+2)
+	resent := map[string]any{}
+	for _, r := range got[before:] {
+		resent[r.Path] = r.Value
+	}
+	if resent["/a/brightness"] != int32(1) || resent["/b/brightness"] != int32(2) {
+		t.Errorf("after a session loss resent %v, want both properties", resent)
+	}
+	if err := d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The interface's major changes: the old values are dropped.
+	v2 := *deviceProps
+	v2.Major = 2
+	d2, err := astarte.New(cfg, &v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close(context.Background())
+	if _, ok, err := d2.Property(&v2, 0, "a"); ok || err != nil {
+		t.Errorf("property of major 1 survived the change to major 2 (%v)", err)
+	}
+}
+
+// The crash test runs a device in a child process (this test binary,
+// re-executed) that sends numbered stored, guaranteed messages, and kills it
+// with SIGKILL at random moments. Every number must reach Astarte.
+// ASTARTE_CRASH_MESSAGES raises the count (default 2,000).
+
+const crashChildEnv = "ASTARTEGEN_CRASH_CHILD"
+
+func TestCrashLosesNoStoredData(t *testing.T) {
+	if os.Getenv(crashChildEnv) != "" {
+		crashChild(t)
+		return
+	}
+	total := 2000
+	if n, err := strconv.Atoi(os.Getenv("ASTARTE_CRASH_MESSAGES")); err == nil && n > 0 {
+		total = n
+	}
+	a := astartetest.New(t, retentionIface)
+	cfg := testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA")
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.CA().Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	next, kills := 0, 0
+	for attempt := 0; next < total; attempt++ {
+		var killed bool
+		next, killed = runCrashChild(t, cfg, caFile, next, total, attempt < 8)
+		if killed {
+			kills++
+		}
+	}
+	if kills < 3 {
+		t.Errorf("only %d of the child runs were killed mid-stream; the test proves little", kills)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		seen := map[any]bool{}
+		for _, r := range a.Received(cfg.DeviceID) {
+			seen[r.Value] = true
+		}
+		missing := -1
+		for i := range total {
+			if !seen[int64(i)] {
+				missing = i
+				break
+			}
+		}
+		if missing < 0 {
+			t.Logf("%d messages, %d kills, %d deliveries (duplicates allowed)", total, kills, len(a.Received(cfg.DeviceID)))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("message %d never arrived (%d kills)", missing, kills)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// runCrashChild runs the child from message next; with kill it is killed
+// after a random delay. It returns the number after the last message the
+// child reported as durably queued, and whether the kill interrupted it.
+func runCrashChild(t *testing.T, cfg astarte.Config, caFile string, next, total int, kill bool) (int, bool) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashLosesNoStoredData$", "-test.v")
+	cmd.Env = append(os.Environ(), crashChildEnv+"=1",
+		"CRASH_SECRET="+cfg.CredentialsSecret, "CRASH_PAIRING="+cfg.PairingURL, "CRASH_CA="+caFile,
+		"CRASH_STORE="+cfg.StoreDir, "CRASH_FROM="+strconv.Itoa(next), "CRASH_TO="+strconv.Itoa(total))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if kill {
+		delay := time.Duration(20+rand.IntN(80)) * time.Millisecond
+		timer := time.AfterFunc(delay, func() { _ = cmd.Process.Signal(syscall.SIGKILL) })
+		defer timer.Stop()
+	}
+	scanner := bufio.NewScanner(out)
+	for scanner.Scan() {
+		var n int
+		if _, err := fmt.Sscanf(scanner.Text(), "queued %d", &n); err == nil && n >= next {
+			next = n + 1
+		}
+	}
+	err = cmd.Wait()
+	if !kill && err != nil {
+		t.Fatalf("child failed: %v", err)
+	}
+	return next, err != nil
+}
+
+// crashChild is the device process: it sends CRASH_FROM..CRASH_TO-1 and
+// prints "queued N" after each Send returns (the message is then durable).
+func crashChild(t *testing.T) {
+	pemCA, err := os.ReadFile(os.Getenv("CRASH_CA"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &astarte.Config{
+		Realm: "test", DeviceID: "AJInS0w3VpWpuOqkXhgZdA", CredentialsSecret: os.Getenv("CRASH_SECRET"),
+		PairingURL: os.Getenv("CRASH_PAIRING"), StoreDir: os.Getenv("CRASH_STORE"),
+		ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond,
+	}
+	a.RootCAs = poolFromPEM(t, pemCA)
+	d, err := astarte.New(*a, retentionIface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := d.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	from, _ := strconv.Atoi(os.Getenv("CRASH_FROM"))
+	to, _ := strconv.Atoi(os.Getenv("CRASH_TO"))
+	for i := from; i < to; i++ {
+		if err := d.Send(ctx, retentionIface.Name, "/stored", int64(i)); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("queued %d\n", i)
+	}
+	if err := d.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func poolFromPEM(t *testing.T, pemCA []byte) *x509.CertPool {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemCA) {
+		t.Fatal("no CA certificate in PEM")
+	}
+	return pool
+}
