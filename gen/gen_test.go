@@ -1,0 +1,293 @@
+package gen
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"flag"
+	"go/format"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/astarte-gen/astarte-gen/internal/testcorpus"
+	"github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/schema"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+const ownInterfaces = "../testdata/interfaces"
+
+func loadDir(t testing.TB, dir string) []Input {
+	t.Helper()
+	res, err := schema.Load([]string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inputs []Input
+	for _, l := range res.Interfaces {
+		if filepath.Dir(l.File) != filepath.Clean(dir) {
+			continue // subdirectories are other packages (or invalid on purpose)
+		}
+		inputs = append(inputs, Input{Source: filepath.ToSlash(l.File), Interface: l.Interface})
+	}
+	return inputs
+}
+
+// TestGolden pins the code generated for testdata/interfaces.
+func TestGolden(t *testing.T) {
+	files, err := Generate(Config{Package: "testifaces"}, loadDir(t, ownInterfaces))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := "../golden/testifaces"
+	if *update {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for name, data := range files {
+			if err := os.WriteFile(filepath.Join(dir, name+".golden"), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	golden, _ := filepath.Glob(filepath.Join(dir, "*.golden"))
+	if len(golden) != len(files) {
+		t.Errorf("%d golden files for %d generated (run go test ./gen -update)", len(golden), len(files))
+	}
+	for name, data := range files {
+		want, err := os.ReadFile(filepath.Join(dir, name+".golden"))
+		if err != nil {
+			t.Errorf("%s: %v (run go test ./gen -update)", name, err)
+			continue
+		}
+		if diff := cmp.Diff(strings.Split(string(want), "\n"), strings.Split(string(data), "\n")); diff != "" {
+			t.Errorf("%s differs from its golden file (-golden +generated):\n%s", name, diff)
+		}
+	}
+}
+
+func TestDeterministicAndFormatted(t *testing.T) {
+	inputs := loadDir(t, ownInterfaces)
+	first, err := Generate(Config{Package: "p"}, inputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Reverse(inputs)
+	second, err := Generate(Config{Package: "p"}, inputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cmp.Equal(first, second) {
+		t.Error("output depends on input order")
+	}
+	for name, data := range first {
+		formatted, err := format.Source(data)
+		if err != nil || !bytes.Equal(formatted, data) {
+			t.Errorf("%s is not gofmt-clean (%v)", name, err)
+		}
+		if !bytes.HasPrefix(data, []byte("// "+Header+"\n")) {
+			t.Errorf("%s lacks the generated-code header", name)
+		}
+	}
+}
+
+// TestGeneratedCodeCompiles generates our interfaces and each directory of
+// the corpus into temporary packages inside the module, then runs go build
+// and go vet on them.
+func TestGeneratedCodeCompiles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds generated packages")
+	}
+	root, err := os.MkdirTemp(".", "compiletest_")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	dirs := append([]string{ownInterfaces}, corpusDirs(t)...)
+	for n, dir := range dirs {
+		inputs := loadDir(t, dir)
+		if len(inputs) == 0 {
+			t.Fatalf("%s: no interfaces", dir)
+		}
+		pkg := fmt.Sprintf("p%02d", n)
+		files, err := Generate(Config{Package: pkg}, inputs)
+		if err != nil {
+			t.Fatalf("%s: %v", dir, err)
+		}
+		if _, err := Write(filepath.Join(root, pkg), files, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{{"build"}, {"vet"}} {
+		cmd := exec.Command("go", append(args, "./"+filepath.ToSlash(root)+"/...")...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go %s of generated code: %v\n%s", args[0], err, out)
+		}
+	}
+	t.Logf("%d packages generated, built and vetted", len(dirs))
+}
+
+// corpusDirs returns the corpus directories, or none (with a log) when the
+// corpus is absent.
+func corpusDirs(t *testing.T) []string {
+	var dirs []string
+	t.Run("corpus", func(t *testing.T) { dirs = testcorpus.SourceDirs(t) })
+	return dirs
+}
+
+func TestWriteSkipsUnchangedAndDeletesOnlyOurs(t *testing.T) {
+	dir := t.TempDir()
+	files, err := Generate(Config{Package: "p"}, loadDir(t, ownInterfaces))
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed, err := Write(dir, files, false)
+	if err != nil || len(changed) != len(files) {
+		t.Fatalf("first write: %v, %v", changed, err)
+	}
+	mine := filepath.Join(dir, "handwritten.go")
+	if err := os.WriteFile(mine, []byte("package p\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(dir, "org_gone_iface.go")
+	if err := os.WriteFile(stale, []byte("// "+Header+"\npackage p\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.Stat(filepath.Join(dir, PackageFile))
+	time.Sleep(10 * time.Millisecond)
+	if changed, err := Write(dir, files, true); err != nil || !slices.Equal(changed, []string{"org_gone_iface.go"}) {
+		t.Errorf("check mode: %v, %v", changed, err)
+	}
+	if _, err := os.Stat(stale); err != nil {
+		t.Error("check mode deleted a file")
+	}
+	if changed, err := Write(dir, files, false); err != nil || !slices.Equal(changed, []string{"org_gone_iface.go"}) {
+		t.Errorf("second write: %v, %v", changed, err)
+	}
+	after, _ := os.Stat(filepath.Join(dir, PackageFile))
+	if !after.ModTime().Equal(before.ModTime()) {
+		t.Error("an unchanged file was rewritten")
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Error("stale generated file kept")
+	}
+	if _, err := os.Stat(mine); err != nil {
+		t.Error("a hand-written file was deleted")
+	}
+	files["handwritten.go"] = []byte("// " + Header + "\npackage p\n")
+	if _, err := Write(dir, files, false); err == nil {
+		t.Error("overwrote a hand-written file")
+	}
+}
+
+func TestNaming(t *testing.T) {
+	for in, want := range map[string]string{
+		"sensor_id": "SensorID", "cpu-temperature": "CPUTemperature", "httpServer": "HTTPServer",
+		"qos": "QoS", "uuid": "UUID", "value": "Value", "3d": "N3d", "Sensors": "Sensors", "deviceIP": "DeviceIP",
+	} {
+		if got := exported(in); got != want {
+			t.Errorf("exported(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for in, want := range map[string]string{"sensor_id": "sensorID", "type": "typeArg", "len": "lenArg", "ctx": "ctxArg", "ID": "id", "value": "valueArg"} {
+		if got := argName(in); got != want {
+			t.Errorf("argName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func iface(name string, endpoints ...string) *runtime.Interface {
+	i := &runtime.Interface{Name: name, Major: 1, Type: runtime.Datastream, Ownership: runtime.OwnershipDevice}
+	for _, e := range endpoints {
+		i.Mappings = append(i.Mappings, runtime.Mapping{Endpoint: e, Type: runtime.Double})
+	}
+	return i
+}
+
+func TestCollisions(t *testing.T) {
+	// Same last component: the types take more of the name.
+	files, err := Generate(Config{Package: "p"}, []Input{
+		{Source: "a.json", Interface: iface("org.a.Values", "/v")},
+		{Source: "b.json", Interface: iface("org.b.Values", "/v")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(files["org_a_values.go"], []byte("type AValues struct")) || !bytes.Contains(files["org_b_values.go"], []byte("type BValues struct")) {
+		t.Error("same-named interfaces not told apart")
+	}
+	// Endpoints giving one method name: the later one gets a suffix.
+	files, err = Generate(Config{Package: "p"}, []Input{{Source: "c.json", Interface: iface("org.C", "/a_b", "/aB", "/%{type}/%{len}/x")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"SendAB(", "SendAB2(", "SendX(ctx context.Context, typeArg string, lenArg string"} {
+		if !bytes.Contains(files["org_c.go"], []byte(want)) {
+			t.Errorf("missing %q in:\n%s", want, files["org_c.go"])
+		}
+	}
+	// Unresolvable: the same name twice.
+	_, err = Generate(Config{Package: "p"}, []Input{{Source: "d", Interface: iface("org.D", "/v")}, {Source: "e", Interface: iface("org.D", "/v")}})
+	if !errors.Is(err, ErrCollision) {
+		t.Errorf("same interface twice: %v", err)
+	}
+	_, err = Generate(Config{Package: "p"}, []Input{{Source: "f", Interface: iface("Values", "/v")}, {Source: "g", Interface: iface("values", "/v")}})
+	if !errors.Is(err, ErrCollision) {
+		t.Errorf("names differing only in case: %v", err)
+	}
+}
+
+func FuzzGenerate(f *testing.F) {
+	for _, in := range loadDir(f, ownInterfaces) {
+		data, err := os.ReadFile(in.Source)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		i, err := schema.Parse("fuzz.json", data)
+		if err != nil {
+			return
+		}
+		files, err := Generate(Config{Package: "p"}, []Input{{Source: "fuzz.json", Interface: i}})
+		if err != nil {
+			if !errors.Is(err, ErrCollision) {
+				t.Fatalf("unexpected error kind: %v", err)
+			}
+			return
+		}
+		for name, src := range files {
+			formatted, err := format.Source(src)
+			if err != nil || !bytes.Equal(formatted, src) {
+				t.Fatalf("%s does not parse or is not gofmt-clean: %v\n%s", name, err, src)
+			}
+		}
+	})
+}
+
+func BenchmarkGenerateCorpus(b *testing.B) {
+	var sets [][]Input
+	for _, dir := range testcorpus.SourceDirs(b) {
+		sets = append(sets, loadDir(b, dir))
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		for _, inputs := range sets {
+			if _, err := Generate(Config{Package: "p"}, inputs); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

@@ -1,0 +1,265 @@
+// Package gen turns validated Astarte interfaces into a Go package of typed
+// senders, handlers and descriptors. It first builds a plan — every Go name,
+// type and file decided, every collision found — then emits the plan with
+// jennifer. It holds no package-level mutable state: options travel in
+// Config, and generations may run concurrently.
+package gen
+
+import (
+	"errors"
+	"fmt"
+	"go/token"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/astarte-gen/astarte-gen/runtime"
+)
+
+// ErrCollision is wrapped by errors about Go names the generator cannot make
+// distinct.
+var ErrCollision = errors.New("name collision")
+
+// Config configure a generation.
+type Config struct {
+	// Package is the Go package name of the output.
+	Package string
+}
+
+// Input is one validated interface and the file it came from (written in
+// the generated header, relative to the working directory).
+type Input struct {
+	Source    string
+	Interface *runtime.Interface
+}
+
+// PackageFile is the name of the generated file that lists the interfaces.
+const PackageFile = "astarte.go"
+
+// ifacePlan is what the generator decided for one interface.
+type ifacePlan struct {
+	Input
+	file     string
+	typeName string
+	mappings []mappingPlan // individual interfaces
+	object   *objectPlan   // object aggregations
+}
+
+type mappingPlan struct {
+	index  int
+	name   string   // base method name, e.g. "Temperature"
+	params []string // Go argument names, in endpoint order
+}
+
+type objectPlan struct {
+	name   string // e.g. "Climate": struct <Type><Name>, method Send<Name>
+	params []string
+	fields []fieldPlan
+}
+
+type fieldPlan struct {
+	index int
+	name  string
+}
+
+// plan is a whole generation.
+type plan struct {
+	pkg    string
+	ifaces []*ifacePlan // sorted by interface name
+}
+
+func (p *ifacePlan) device() bool     { return p.Interface.Ownership == runtime.OwnershipDevice }
+func (p *ifacePlan) properties() bool { return p.Interface.Type == runtime.Properties }
+
+// structName is the Go type of an object value.
+func (p *ifacePlan) structName() string { return p.typeName + p.object.name }
+
+func makePlan(opts Config, inputs []Input) (*plan, error) {
+	if !token.IsIdentifier(opts.Package) || token.IsKeyword(opts.Package) {
+		return nil, fmt.Errorf("package name %q is not a Go identifier", opts.Package)
+	}
+	pl := &plan{pkg: opts.Package}
+	for _, in := range inputs {
+		if in.Interface == nil {
+			return nil, fmt.Errorf("%s: nil interface", in.Source)
+		}
+		pl.ifaces = append(pl.ifaces, &ifacePlan{Input: in})
+	}
+	slices.SortFunc(pl.ifaces, func(a, b *ifacePlan) int { return strings.Compare(a.Interface.Name, b.Interface.Name) })
+	for i := 1; i < len(pl.ifaces); i++ {
+		if pl.ifaces[i].Interface.Name == pl.ifaces[i-1].Interface.Name {
+			return nil, fmt.Errorf("%w: interface %s given twice (%s, %s)", ErrCollision, pl.ifaces[i].Interface.Name, pl.ifaces[i-1].Source, pl.ifaces[i].Source)
+		}
+	}
+	if err := pl.nameTypes(); err != nil {
+		return nil, err
+	}
+	for _, ip := range pl.ifaces {
+		if err := ip.nameMembers(); err != nil {
+			return nil, fmt.Errorf("%s (%s): %w", ip.Interface.Name, ip.Source, err)
+		}
+	}
+	return pl, pl.checkPackageNames()
+}
+
+// nameTypes gives each interface a type name from the last component of its
+// name, adding earlier components to the interfaces that share one, and a
+// file name from the whole name.
+func (pl *plan) nameTypes() error {
+	depth := make([]int, len(pl.ifaces))
+	for i := range depth {
+		depth[i] = 1
+	}
+	for {
+		byName := map[string][]int{}
+		for i, ip := range pl.ifaces {
+			comps := strings.Split(ip.Interface.Name, ".")
+			ip.typeName = exported(strings.Join(comps[max(0, len(comps)-depth[i]):], "_"))
+			byName[ip.typeName] = append(byName[ip.typeName], i)
+		}
+		clash := false
+		for name, idx := range byName {
+			if len(idx) < 2 {
+				continue
+			}
+			clash = true
+			for _, i := range idx {
+				if depth[i] >= len(strings.Split(pl.ifaces[i].Interface.Name, ".")) {
+					return fmt.Errorf("%w: interfaces %s and %s both give the Go type %s", ErrCollision,
+						pl.ifaces[idx[0]].Interface.Name, pl.ifaces[idx[1]].Interface.Name, name)
+				}
+				depth[i]++
+			}
+		}
+		if !clash {
+			break
+		}
+	}
+	files := map[string]string{PackageFile: "the package file"}
+	for _, ip := range pl.ifaces {
+		ip.file = strings.ToLower(strings.NewReplacer(".", "_", "-", "_").Replace(ip.Interface.Name)) + ".go"
+		if other, dup := files[ip.file]; dup {
+			return fmt.Errorf("%w: interface %s would be written to %s, like %s", ErrCollision, ip.Interface.Name, ip.file, other)
+		}
+		files[ip.file] = ip.Interface.Name
+	}
+	return nil
+}
+
+// endpointName joins the literal levels of an endpoint: "/%{id}/cpu_temp" →
+// "CPUTemp"; an endpoint of parameters only is "Value".
+func endpointName(levels []runtime.Level) string {
+	var parts []string
+	for _, l := range levels {
+		if !l.Param {
+			parts = append(parts, l.Name)
+		}
+	}
+	if len(parts) == 0 {
+		return "Value"
+	}
+	return exported(strings.Join(parts, "_"))
+}
+
+// paramNames returns the Go argument names of an endpoint's parameters.
+func paramNames(levels []runtime.Level) []string {
+	var names []string
+	for _, l := range levels {
+		if !l.Param {
+			continue
+		}
+		name := argName(l.Name)
+		for n := 2; slices.Contains(names, name); n++ {
+			name = argName(l.Name) + strconv.Itoa(n)
+		}
+		names = append(names, name)
+	}
+	return names
+}
+
+// nameMembers names the methods (or the object struct and its fields) of
+// one interface, making them distinct.
+func (ip *ifacePlan) nameMembers() error {
+	ms := ip.Interface.Mappings
+	if ip.Interface.Aggregation == runtime.Object {
+		levels := ms[0].Levels()
+		prefix := levels[:len(levels)-1]
+		obj := &objectPlan{name: endpointName(prefix), params: paramNames(prefix)}
+		if len(prefix) == 0 || obj.name == "Value" && !slices.ContainsFunc(prefix, func(l runtime.Level) bool { return !l.Param }) {
+			obj.name = "Value"
+		}
+		used := map[string]bool{}
+		for i := range ms {
+			name := exported(ms[i].LastLevel())
+			for n := 2; used[name]; n++ {
+				name = exported(ms[i].LastLevel()) + strconv.Itoa(n)
+			}
+			used[name] = true
+			obj.fields = append(obj.fields, fieldPlan{index: i, name: name})
+		}
+		ip.object = obj
+		return nil
+	}
+	for i := range ms {
+		levels := ms[i].Levels()
+		ip.mappings = append(ip.mappings, mappingPlan{index: i, name: endpointName(levels), params: paramNames(levels)})
+	}
+	// Make every generated method name distinct: a later mapping whose
+	// names collide gets a numeric suffix.
+	taken := map[string]bool{}
+	for i := range ip.mappings {
+		base := ip.mappings[i].name
+		for n := 2; ip.methodsTaken(ip.mappings[i].name, taken); n++ {
+			ip.mappings[i].name = base + strconv.Itoa(n)
+		}
+		for _, m := range ip.methodNames(ip.mappings[i].name) {
+			taken[m] = true
+		}
+	}
+	return nil
+}
+
+// methodNames lists the methods generated for a mapping named name.
+func (ip *ifacePlan) methodNames(name string) []string {
+	switch {
+	case ip.properties():
+		return []string{name, "Set" + name, "Unset" + name}
+	case ip.device():
+		return []string{"Send" + name}
+	}
+	return []string{name}
+}
+
+func (ip *ifacePlan) methodsTaken(name string, taken map[string]bool) bool {
+	return slices.ContainsFunc(ip.methodNames(name), func(m string) bool { return taken[m] })
+}
+
+// packageNames lists the package-level identifiers an interface defines.
+func (ip *ifacePlan) packageNames() []string {
+	t := ip.typeName
+	names := []string{t + "Interface"}
+	if ip.device() || ip.properties() {
+		names = append(names, t, "New"+t)
+	}
+	if !ip.device() {
+		names = append(names, t+"Handler", "Unimplemented"+t+"Handler", "Register"+t)
+	}
+	if ip.object != nil {
+		names = append(names, ip.structName())
+	}
+	return names
+}
+
+// checkPackageNames refuses two package-level identifiers with one name.
+func (pl *plan) checkPackageNames() error {
+	owner := map[string]string{"Interfaces": "the package file"}
+	for _, ip := range pl.ifaces {
+		for _, n := range ip.packageNames() {
+			if other, dup := owner[n]; dup {
+				return fmt.Errorf("%w: %s from interface %s is also declared for %s; rename one interface", ErrCollision, n, ip.Interface.Name, other)
+			}
+			owner[n] = ip.Interface.Name
+		}
+	}
+	return nil
+}
