@@ -187,7 +187,7 @@ func mappingLiteral(m runtime.Mapping) *Statement {
 			d = append(d, Id(key), value)
 		}
 	}
-	seconds := func(t time.Duration) Code { return Lit(int(t / time.Second)).Op("*").Qual("time", "Second") }
+	seconds := func(t time.Duration) Code { return Lit(int(t/time.Second)).Op("*").Qual("time", "Second") }
 	add(m.Reliability != runtime.Unreliable, "Reliability", rt(reliabilityNames[m.Reliability]))
 	add(m.Retention != runtime.Discard, "Retention", rt(retentionNames[m.Retention]))
 	add(m.Expiry != 0, "Expiry", seconds(m.Expiry))
@@ -313,7 +313,7 @@ func emitDeviceMapping(f *File, ip *ifacePlan, mp mappingPlan) {
 	)
 	if ip.properties() && m.AllowUnset {
 		f.Comment(fmt.Sprintf("Unset%s unsets %s.", mp.name, m.Endpoint))
-		f.Func().Params(Id("s").Id(ip.typeName)).Id("Unset"+mp.name).Params(append([]Code{ctxParam()}, paramList(mp.params)...)...).Error().Block(
+		f.Func().Params(Id("s").Id(ip.typeName)).Id("Unset" + mp.name).Params(append([]Code{ctxParam()}, paramList(mp.params)...)...).Error().Block(
 			Return(Id("s").Dot("d").Dot("Unset").Call(append([]Code{Id("ctx"), Id(ip.typeName + "Interface"), Lit(mp.index)}, ids(mp.params)...)...)),
 		)
 	}
@@ -357,7 +357,7 @@ func emitObjectSender(f *File, ip *ifacePlan) {
 		ts = Id("timestamp")
 	}
 	f.Add(comment(fmt.Sprintf("Send%s sends every field of v on %s. %s", ip.object.name, m.ObjectPrefix(), delivery(i, m))))
-	f.Func().Params(Id("s").Id(ip.typeName)).Id("Send"+ip.object.name).Params(params...).Error().BlockFunc(func(g *Group) {
+	f.Func().Params(Id("s").Id(ip.typeName)).Id("Send" + ip.object.name).Params(params...).Error().BlockFunc(func(g *Group) {
 		g.Id("m").Op(":=").Id("s").Dot("d").Dot("Message").Call(append([]Code{Id(ip.typeName + "Interface"), Lit(0)}, ids(ip.object.params)...)...)
 		for _, fp := range ip.object.fields {
 			g.Id("m").Dot("Field").Call(Lit(fp.index)).Dot(accessor(i.Mappings[fp.index].Type)).Call(Id("v").Dot(fp.name))
@@ -408,7 +408,7 @@ func emitHandler(f *File, ip *ifacePlan) {
 	for n := 1; n < len(methods); n += 2 {
 		sig := methods[n].(*Statement)
 		f.Comment("Ignored.")
-		f.Func().Params(Id("Unimplemented"+t+"Handler")).Add(sig).Block(Return(Nil()))
+		f.Func().Params(Id("Unimplemented" + t + "Handler")).Add(sig).Block(Return(Nil()))
 	}
 	f.Comment(fmt.Sprintf("Register%s makes h receive the device's %s messages.", t, i.Name))
 	f.Func().Id("Register"+t).Params(Id("d").Op("*").Add(rt("Device")), Id("h").Id(t+"Handler")).Error().Block(

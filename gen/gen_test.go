@@ -3,8 +3,8 @@ package gen
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"flag"
+	"fmt"
 	"go/format"
 	"os"
 	"os/exec"

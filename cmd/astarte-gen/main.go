@@ -1,9 +1,14 @@
 // Command astarte-gen validates Astarte interface files the way an Astarte
-// server does.
+// server does and generates typed Go code for them.
 //
 // Usage:
 //
 //	astarte-gen validate [--json] PATH...
+//	astarte-gen [generate] -o DIR [-pkg NAME] [-check] PATH...
+//
+// generate validates like validate (nothing is written if any file is
+// invalid), then writes one Go file per interface plus astarte.go into DIR;
+// -check writes nothing and exits 1 listing stale files.
 //
 // PATH is an interface file or a directory, searched recursively for *.json.
 // Each problem is printed as "file:pointer: message" (warnings as

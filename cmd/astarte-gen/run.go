@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/astarte-gen/astarte-gen/schema"
 )
@@ -17,6 +18,7 @@ const (
 )
 
 const usage = `usage: astarte-gen validate [--json] PATH...
+       astarte-gen [generate] -o DIR [-pkg NAME] [-check] PATH...
 
 Validates Astarte interface files (PATH: a file, or a directory searched
 recursively for *.json) against Astarte's rules. Prints one line per problem,
@@ -33,9 +35,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	}
-	switch args[0] {
-	case "validate":
+	switch {
+	case args[0] == "validate":
 		return runValidate(args[1:], stdout, stderr)
+	case args[0] == "generate":
+		return runGenerate(args[1:], stdout, stderr)
+	case strings.HasPrefix(args[0], "-"):
+		return runGenerate(args, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "astarte-gen: unknown command %q\n\n%s", args[0], usage)
 	return exitUsage

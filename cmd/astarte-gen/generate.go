@@ -1,0 +1,112 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/astarte-gen/astarte-gen/gen"
+	"github.com/astarte-gen/astarte-gen/schema"
+)
+
+const generateUsage = `usage: astarte-gen [generate] -o DIR [-pkg NAME] [-check] PATH...
+
+Validates the interface files (as validate does; nothing is written if any is
+invalid) and writes one Go file per interface plus astarte.go into DIR.
+-pkg defaults to the base name of DIR. -check writes nothing and exits 1,
+listing the files that differ, when DIR is not up to date.
+`
+
+// runGenerate implements "astarte-gen generate" (and the bare form).
+func runGenerate(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, generateUsage) }
+	out := fs.String("o", "", "output directory")
+	pkg := fs.String("pkg", "", "Go package name (default: base name of -o)")
+	check := fs.Bool("check", false, "write nothing; exit 1 if the output is not up to date")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if *out == "" || fs.NArg() == 0 {
+		fmt.Fprint(stderr, generateUsage)
+		return exitUsage
+	}
+	if *pkg == "" {
+		abs, err := filepath.Abs(*out)
+		if err != nil {
+			fmt.Fprintf(stderr, "astarte-gen: %v\n", err)
+			return exitUsage
+		}
+		*pkg = strings.NewReplacer("-", "", ".", "").Replace(filepath.Base(abs))
+	}
+	paths, err := packageFiles(fs.Args())
+	if err != nil {
+		fmt.Fprintf(stderr, "astarte-gen: %v\n", err)
+		return exitUsage
+	}
+	res, err := schema.Load(paths)
+	if err != nil {
+		fmt.Fprintf(stderr, "astarte-gen: %v\n", err)
+		return exitUsage
+	}
+	for _, d := range res.Diagnostics {
+		fmt.Fprintln(stderr, d)
+	}
+	if len(res.Errors()) > 0 {
+		return exitInvalid
+	}
+	inputs := make([]gen.Input, len(res.Interfaces))
+	for i, l := range res.Interfaces {
+		inputs[i] = gen.Input{Source: filepath.ToSlash(l.File), Interface: l.Interface}
+	}
+	files, err := gen.Generate(gen.Config{Package: *pkg}, inputs)
+	if err != nil {
+		fmt.Fprintf(stderr, "astarte-gen: %v\n", err)
+		return exitInvalid
+	}
+	changed, err := gen.Write(*out, files, *check)
+	if err != nil {
+		fmt.Fprintf(stderr, "astarte-gen: %v\n", err)
+		return exitUsage
+	}
+	if *check && len(changed) > 0 {
+		for _, name := range changed {
+			fmt.Fprintf(stdout, "%s is not up to date\n", filepath.Join(*out, name))
+		}
+		fmt.Fprintln(stderr, "astarte-gen: generated code is stale; run go generate")
+		return exitInvalid
+	}
+	return exitOK
+}
+
+// packageFiles expands directories to the *.json files directly inside
+// them: one directory is one package, so generate does not recurse.
+func packageFiles(paths []string) ([]string, error) {
+	var files []string
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !st.IsDir() {
+			files = append(files, p)
+			continue
+		}
+		matches, err := filepath.Glob(filepath.Join(p, "*.json"))
+		if err != nil {
+			return nil, err
+		}
+		if len(matches) == 0 {
+			return nil, fmt.Errorf("%s holds no *.json interface files", p)
+		}
+		files = append(files, matches...)
+	}
+	return files, nil
+}

@@ -1,0 +1,650 @@
+package testifaces_test
+
+// Code below exercises every generated sender, setter, unsetter, getter and
+// handler of package testifaces against the fake Astarte.
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/astarte-gen/astarte-gen/internal/testifaces"
+	astarte "github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
+)
+
+var t0 = time.Date(2026, 11, 24, 10, 30, 0, 123_000_000, time.UTC)
+
+const deviceID = "AJInS0w3VpWpuOqkXhgZdA"
+
+// value is one value a server-side handler received.
+type value struct {
+	Method string
+	Param  string
+	Value  any
+}
+
+func connect(t *testing.T) (*astartetest.Astarte, *astarte.Device) {
+	t.Helper()
+	a := astartetest.New(t, testifaces.Interfaces()...)
+	cfg, err := a.DeviceConfig(deviceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.StoreDir = t.TempDir()
+	d, err := astarte.New(cfg, testifaces.Interfaces()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close(context.Background()) })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := d.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return a, d
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func next(t *testing.T, ch <-chan value) value {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatal("handler not called")
+		return value{}
+	}
+}
+
+var byPath = cmpopts.SortSlices(func(a, b astartetest.Received) bool { return a.Path < b.Path })
+
+func TestGeneratedDeviceDatastream(t *testing.T) {
+	a, d := connect(t)
+	s := testifaces.NewDeviceDatastream(d)
+	ctx := context.Background()
+	must(t, s.SendDouble(ctx, "s1", 21.5, t0))
+	must(t, s.SendInteger(ctx, "s1", int32(-7)))
+	must(t, s.SendBoolean(ctx, "s1", true, t0))
+	must(t, s.SendLonginteger(ctx, "s1", int64(1)<<40))
+	must(t, s.SendString(ctx, "s1", "héllo", t0))
+	must(t, s.SendBinaryblob(ctx, "s1", []byte{1, 2, 3}))
+	must(t, s.SendDatetime(ctx, "s1", t0, t0))
+	must(t, s.SendDoublearray(ctx, "s1", []float64{1.5, -2}))
+	must(t, s.SendIntegerarray(ctx, "s1", []int32{1, 2}, t0))
+	must(t, s.SendBooleanarray(ctx, "s1", []bool{true, false}))
+	must(t, s.SendLongintegerarray(ctx, "s1", []int64{-1, 1 << 50}, t0))
+	must(t, s.SendStringarray(ctx, "s1", []string{"a", "b"}))
+	must(t, s.SendBinaryblobarray(ctx, "s1", [][]byte{{0}, {1}}, t0))
+	must(t, s.SendDatetimearray(ctx, "s1", []time.Time{t0}))
+	want := []astartetest.Received{
+		{Interface: testifaces.DeviceDatastreamInterface.Name, Path: "/s1/double", Value: 21.5, Timestamp: t0, QoS: 0},
+		{Interface: testifaces.DeviceDatastreamInterface.Name, Path: "/s1/integer", Value: int32(-7), Timestamp: time.Time{}, QoS: 1},
+		{Interface: testifaces.DeviceDatastreamInterface.Name, Path: "/s1/boolean", Value: true, Timestamp: t0, QoS: 2},
+		{Interface: testifaces.DeviceDatastreamInterface.Name, Path: "/s1/longinteger", Value: int64(1) << 40, Timestamp: time.Time{}, QoS: 0},
+		{Interface: testifaces.DeviceDatastreamInterface.Name, Path: "/s1/string", Value: "héllo", Timestamp: t0, QoS: 1},
+		{Interface: testifaces.DeviceDatastreamInterface.Name, Path: "/s1/binaryblob", Value: []byte{1, 2, 3}, Timestamp: time.Time{}, QoS: 2},
+		{Interface: testifaces.DeviceDatastreamInterface.Name, Path: "/s1/datetime", Value: t0, Timestamp: t0, QoS: 0},
+		{Interface: testifaces.DeviceDatastreamInterface.Name, Path: "/s1/doublearray", Value: []float64{1.5, -2}, Timestamp: time.Time{}, QoS: 1},
+		{Interface: testifaces.DeviceDatastreamInterface.Name, Path: "/s1/integerarray", Value: []int32{1, 2}, Timestamp: t0, QoS: 2},
+		{Interface: testifaces.DeviceDatastreamInterface.Name, Path: "/s1/booleanarray", Value: []bool{true, false}, Timestamp: time.Time{}, QoS: 0},
+		{Interface: testifaces.DeviceDatastreamInterface.Name, Path: "/s1/longintegerarray", Value: []int64{-1, 1 << 50}, Timestamp: t0, QoS: 1},
+		{Interface: testifaces.DeviceDatastreamInterface.Name, Path: "/s1/stringarray", Value: []string{"a", "b"}, Timestamp: time.Time{}, QoS: 2},
+		{Interface: testifaces.DeviceDatastreamInterface.Name, Path: "/s1/binaryblobarray", Value: [][]byte{{0}, {1}}, Timestamp: t0, QoS: 0},
+		{Interface: testifaces.DeviceDatastreamInterface.Name, Path: "/s1/datetimearray", Value: []time.Time{t0}, Timestamp: time.Time{}, QoS: 1},
+	}
+	got := a.WaitReceived(t, deviceID, len(want))
+	if diff := cmp.Diff(want, got, byPath); diff != "" {
+		t.Errorf("received (-want +got):\n%s", diff)
+	}
+}
+
+func TestGeneratedDeviceAggregateAndDraft(t *testing.T) {
+	a, d := connect(t)
+	ctx := context.Background()
+	v := testifaces.DeviceAggregateClimate{Temperature: 21.5, Humidity: 40, Co2Ppm: 420, WindowOpen: true, Readings: []float64{1, 2}, SensorName: "k1"}
+	must(t, testifaces.NewDeviceAggregate(d).SendClimate(ctx, "hq", "kitchen", v, t0))
+	must(t, testifaces.NewDraft(d).SendStatusUptime(ctx, 42))
+	want := []astartetest.Received{
+		{Interface: testifaces.DeviceAggregateInterface.Name, Path: "/hq/kitchen/climate", Timestamp: t0, QoS: 1, Value: map[string]any{
+			"temperature": 21.5, "humidity": 40.0, "co2_ppm": int32(420), "window_open": true, "readings": []float64{1, 2}, "sensor_name": "k1"}},
+		{Interface: testifaces.DraftInterface.Name, Path: "/status/uptime", Value: int64(42), QoS: 1},
+	}
+	if diff := cmp.Diff(want, a.WaitReceived(t, deviceID, 2), byPath); diff != "" {
+		t.Errorf("received (-want +got):\n%s", diff)
+	}
+}
+
+func TestGeneratedDeviceProperties(t *testing.T) {
+	a, d := connect(t)
+	s := testifaces.NewDeviceProperties(d)
+	ctx := context.Background()
+	must(t, s.SetDouble(ctx, "g", "i", 21.5))
+	must(t, s.SetInteger(ctx, "g", "i", int32(-7)))
+	must(t, s.SetBoolean(ctx, "g", "i", true))
+	must(t, s.SetLonginteger(ctx, "g", "i", int64(1)<<40))
+	must(t, s.SetString(ctx, "g", "i", "héllo"))
+	must(t, s.SetBinaryblob(ctx, "g", "i", []byte{1, 2, 3}))
+	must(t, s.SetDatetime(ctx, "g", "i", t0))
+	must(t, s.SetDoublearray(ctx, "g", "i", []float64{1.5, -2}))
+	must(t, s.SetIntegerarray(ctx, "g", "i", []int32{1, 2}))
+	must(t, s.SetBooleanarray(ctx, "g", "i", []bool{true, false}))
+	must(t, s.SetLongintegerarray(ctx, "g", "i", []int64{-1, 1 << 50}))
+	must(t, s.SetStringarray(ctx, "g", "i", []string{"a", "b"}))
+	must(t, s.SetBinaryblobarray(ctx, "g", "i", [][]byte{{0}, {1}}))
+	must(t, s.SetDatetimearray(ctx, "g", "i", []time.Time{t0}))
+	if v, ok, err := s.Double("g", "i"); err != nil || !ok || !cmp.Equal(v, float64(21.5)) {
+		t.Errorf("getter Double = %v, %v, %v", v, ok, err)
+	}
+	if v, ok, err := s.Integer("g", "i"); err != nil || !ok || !cmp.Equal(v, int32(int32(-7))) {
+		t.Errorf("getter Integer = %v, %v, %v", v, ok, err)
+	}
+	if v, ok, err := s.Boolean("g", "i"); err != nil || !ok || !cmp.Equal(v, bool(true)) {
+		t.Errorf("getter Boolean = %v, %v, %v", v, ok, err)
+	}
+	if v, ok, err := s.Longinteger("g", "i"); err != nil || !ok || !cmp.Equal(v, int64(int64(1)<<40)) {
+		t.Errorf("getter Longinteger = %v, %v, %v", v, ok, err)
+	}
+	if v, ok, err := s.String("g", "i"); err != nil || !ok || !cmp.Equal(v, string("héllo")) {
+		t.Errorf("getter String = %v, %v, %v", v, ok, err)
+	}
+	if v, ok, err := s.Binaryblob("g", "i"); err != nil || !ok || !cmp.Equal(v, []byte([]byte{1, 2, 3})) {
+		t.Errorf("getter Binaryblob = %v, %v, %v", v, ok, err)
+	}
+	if v, ok, err := s.Datetime("g", "i"); err != nil || !ok || !cmp.Equal(v, time.Time(t0)) {
+		t.Errorf("getter Datetime = %v, %v, %v", v, ok, err)
+	}
+	if v, ok, err := s.Doublearray("g", "i"); err != nil || !ok || !cmp.Equal(v, []float64([]float64{1.5, -2})) {
+		t.Errorf("getter Doublearray = %v, %v, %v", v, ok, err)
+	}
+	if v, ok, err := s.Integerarray("g", "i"); err != nil || !ok || !cmp.Equal(v, []int32([]int32{1, 2})) {
+		t.Errorf("getter Integerarray = %v, %v, %v", v, ok, err)
+	}
+	if v, ok, err := s.Booleanarray("g", "i"); err != nil || !ok || !cmp.Equal(v, []bool([]bool{true, false})) {
+		t.Errorf("getter Booleanarray = %v, %v, %v", v, ok, err)
+	}
+	if v, ok, err := s.Longintegerarray("g", "i"); err != nil || !ok || !cmp.Equal(v, []int64([]int64{-1, 1 << 50})) {
+		t.Errorf("getter Longintegerarray = %v, %v, %v", v, ok, err)
+	}
+	if v, ok, err := s.Stringarray("g", "i"); err != nil || !ok || !cmp.Equal(v, []string([]string{"a", "b"})) {
+		t.Errorf("getter Stringarray = %v, %v, %v", v, ok, err)
+	}
+	if v, ok, err := s.Binaryblobarray("g", "i"); err != nil || !ok || !cmp.Equal(v, [][]byte([][]byte{{0}, {1}})) {
+		t.Errorf("getter Binaryblobarray = %v, %v, %v", v, ok, err)
+	}
+	if v, ok, err := s.Datetimearray("g", "i"); err != nil || !ok || !cmp.Equal(v, []time.Time([]time.Time{t0})) {
+		t.Errorf("getter Datetimearray = %v, %v, %v", v, ok, err)
+	}
+	waitFor(t, func() bool { return len(a.DeviceProperties(deviceID)) == 14 })
+	must(t, s.UnsetDouble(ctx, "g", "i"))
+	if _, ok, err := s.Double("g", "i"); ok || err != nil {
+		t.Errorf("Double still set after unset (%v)", err)
+	}
+	must(t, s.UnsetBoolean(ctx, "g", "i"))
+	if _, ok, err := s.Boolean("g", "i"); ok || err != nil {
+		t.Errorf("Boolean still set after unset (%v)", err)
+	}
+	must(t, s.UnsetString(ctx, "g", "i"))
+	if _, ok, err := s.String("g", "i"); ok || err != nil {
+		t.Errorf("String still set after unset (%v)", err)
+	}
+	must(t, s.UnsetDatetime(ctx, "g", "i"))
+	if _, ok, err := s.Datetime("g", "i"); ok || err != nil {
+		t.Errorf("Datetime still set after unset (%v)", err)
+	}
+	must(t, s.UnsetIntegerarray(ctx, "g", "i"))
+	if _, ok, err := s.Integerarray("g", "i"); ok || err != nil {
+		t.Errorf("Integerarray still set after unset (%v)", err)
+	}
+	must(t, s.UnsetLongintegerarray(ctx, "g", "i"))
+	if _, ok, err := s.Longintegerarray("g", "i"); ok || err != nil {
+		t.Errorf("Longintegerarray still set after unset (%v)", err)
+	}
+	must(t, s.UnsetBinaryblobarray(ctx, "g", "i"))
+	if _, ok, err := s.Binaryblobarray("g", "i"); ok || err != nil {
+		t.Errorf("Binaryblobarray still set after unset (%v)", err)
+	}
+	waitFor(t, func() bool { return len(a.DeviceProperties(deviceID)) == 7 })
+}
+
+type streamRecorder struct{ ch chan value }
+
+func (r streamRecorder) Double(_ context.Context, channel string, v float64, _ time.Time) error {
+	r.ch <- value{"Double", channel, v}
+	return nil
+}
+
+func (r streamRecorder) Integer(_ context.Context, channel string, v int32, _ time.Time) error {
+	r.ch <- value{"Integer", channel, v}
+	return nil
+}
+
+func (r streamRecorder) Boolean(_ context.Context, channel string, v bool, _ time.Time) error {
+	r.ch <- value{"Boolean", channel, v}
+	return nil
+}
+
+func (r streamRecorder) Longinteger(_ context.Context, channel string, v int64, _ time.Time) error {
+	r.ch <- value{"Longinteger", channel, v}
+	return nil
+}
+
+func (r streamRecorder) String(_ context.Context, channel string, v string, _ time.Time) error {
+	r.ch <- value{"String", channel, v}
+	return nil
+}
+
+func (r streamRecorder) Binaryblob(_ context.Context, channel string, v []byte, _ time.Time) error {
+	r.ch <- value{"Binaryblob", channel, v}
+	return nil
+}
+
+func (r streamRecorder) Datetime(_ context.Context, channel string, v time.Time, _ time.Time) error {
+	r.ch <- value{"Datetime", channel, v}
+	return nil
+}
+
+func (r streamRecorder) Doublearray(_ context.Context, channel string, v []float64, _ time.Time) error {
+	r.ch <- value{"Doublearray", channel, v}
+	return nil
+}
+
+func (r streamRecorder) Integerarray(_ context.Context, channel string, v []int32, _ time.Time) error {
+	r.ch <- value{"Integerarray", channel, v}
+	return nil
+}
+
+func (r streamRecorder) Booleanarray(_ context.Context, channel string, v []bool, _ time.Time) error {
+	r.ch <- value{"Booleanarray", channel, v}
+	return nil
+}
+
+func (r streamRecorder) Longintegerarray(_ context.Context, channel string, v []int64, _ time.Time) error {
+	r.ch <- value{"Longintegerarray", channel, v}
+	return nil
+}
+
+func (r streamRecorder) Stringarray(_ context.Context, channel string, v []string, _ time.Time) error {
+	r.ch <- value{"Stringarray", channel, v}
+	return nil
+}
+
+func (r streamRecorder) Binaryblobarray(_ context.Context, channel string, v [][]byte, _ time.Time) error {
+	r.ch <- value{"Binaryblobarray", channel, v}
+	return nil
+}
+
+func (r streamRecorder) Datetimearray(_ context.Context, channel string, v []time.Time, _ time.Time) error {
+	r.ch <- value{"Datetimearray", channel, v}
+	return nil
+}
+
+type propsRecorder struct{ ch chan value }
+
+func (r propsRecorder) SetSettingsDouble(_ context.Context, v float64) error {
+	r.ch <- value{"SetDouble", "", v}
+	return nil
+}
+
+func (r propsRecorder) SetSettingsInteger(_ context.Context, v int32) error {
+	r.ch <- value{"SetInteger", "", v}
+	return nil
+}
+
+func (r propsRecorder) UnsetSettingsInteger(context.Context) error {
+	r.ch <- value{"UnsetInteger", "", nil}
+	return nil
+}
+
+func (r propsRecorder) SetSettingsBoolean(_ context.Context, v bool) error {
+	r.ch <- value{"SetBoolean", "", v}
+	return nil
+}
+
+func (r propsRecorder) SetSettingsLonginteger(_ context.Context, v int64) error {
+	r.ch <- value{"SetLonginteger", "", v}
+	return nil
+}
+
+func (r propsRecorder) UnsetSettingsLonginteger(context.Context) error {
+	r.ch <- value{"UnsetLonginteger", "", nil}
+	return nil
+}
+
+func (r propsRecorder) SetSettingsString(_ context.Context, v string) error {
+	r.ch <- value{"SetString", "", v}
+	return nil
+}
+
+func (r propsRecorder) SetSettingsBinaryblob(_ context.Context, v []byte) error {
+	r.ch <- value{"SetBinaryblob", "", v}
+	return nil
+}
+
+func (r propsRecorder) UnsetSettingsBinaryblob(context.Context) error {
+	r.ch <- value{"UnsetBinaryblob", "", nil}
+	return nil
+}
+
+func (r propsRecorder) SetSettingsDatetime(_ context.Context, v time.Time) error {
+	r.ch <- value{"SetDatetime", "", v}
+	return nil
+}
+
+func (r propsRecorder) SetSettingsDoublearray(_ context.Context, v []float64) error {
+	r.ch <- value{"SetDoublearray", "", v}
+	return nil
+}
+
+func (r propsRecorder) UnsetSettingsDoublearray(context.Context) error {
+	r.ch <- value{"UnsetDoublearray", "", nil}
+	return nil
+}
+
+func (r propsRecorder) SetSettingsIntegerarray(_ context.Context, v []int32) error {
+	r.ch <- value{"SetIntegerarray", "", v}
+	return nil
+}
+
+func (r propsRecorder) SetSettingsBooleanarray(_ context.Context, v []bool) error {
+	r.ch <- value{"SetBooleanarray", "", v}
+	return nil
+}
+
+func (r propsRecorder) UnsetSettingsBooleanarray(context.Context) error {
+	r.ch <- value{"UnsetBooleanarray", "", nil}
+	return nil
+}
+
+func (r propsRecorder) SetSettingsLongintegerarray(_ context.Context, v []int64) error {
+	r.ch <- value{"SetLongintegerarray", "", v}
+	return nil
+}
+
+func (r propsRecorder) SetSettingsStringarray(_ context.Context, v []string) error {
+	r.ch <- value{"SetStringarray", "", v}
+	return nil
+}
+
+func (r propsRecorder) UnsetSettingsStringarray(context.Context) error {
+	r.ch <- value{"UnsetStringarray", "", nil}
+	return nil
+}
+
+func (r propsRecorder) SetSettingsBinaryblobarray(_ context.Context, v [][]byte) error {
+	r.ch <- value{"SetBinaryblobarray", "", v}
+	return nil
+}
+
+func (r propsRecorder) SetSettingsDatetimearray(_ context.Context, v []time.Time) error {
+	r.ch <- value{"SetDatetimearray", "", v}
+	return nil
+}
+
+func (r propsRecorder) UnsetSettingsDatetimearray(context.Context) error {
+	r.ch <- value{"UnsetDatetimearray", "", nil}
+	return nil
+}
+
+func TestGeneratedServerDatastreamHandler(t *testing.T) {
+	a, d := connect(t)
+	ch := make(chan value, 16)
+	must(t, testifaces.RegisterServerDatastream(d, streamRecorder{ch}))
+	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface.Name, "/c7/double", 21.5))
+	if diff := cmp.Diff(value{"Double", "c7", float64(21.5)}, next(t, ch)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface.Name, "/c7/integer", int32(-7)))
+	if diff := cmp.Diff(value{"Integer", "c7", int32(int32(-7))}, next(t, ch)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface.Name, "/c7/boolean", true))
+	if diff := cmp.Diff(value{"Boolean", "c7", bool(true)}, next(t, ch)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface.Name, "/c7/longinteger", int64(1)<<40))
+	if diff := cmp.Diff(value{"Longinteger", "c7", int64(int64(1) << 40)}, next(t, ch)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface.Name, "/c7/string", "héllo"))
+	if diff := cmp.Diff(value{"String", "c7", string("héllo")}, next(t, ch)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface.Name, "/c7/binaryblob", []byte{1, 2, 3}))
+	if diff := cmp.Diff(value{"Binaryblob", "c7", []byte([]byte{1, 2, 3})}, next(t, ch)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface.Name, "/c7/datetime", t0))
+	if diff := cmp.Diff(value{"Datetime", "c7", time.Time(t0)}, next(t, ch)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface.Name, "/c7/doublearray", []float64{1.5, -2}))
+	if diff := cmp.Diff(value{"Doublearray", "c7", []float64([]float64{1.5, -2})}, next(t, ch)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface.Name, "/c7/integerarray", []int32{1, 2}))
+	if diff := cmp.Diff(value{"Integerarray", "c7", []int32([]int32{1, 2})}, next(t, ch)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface.Name, "/c7/booleanarray", []bool{true, false}))
+	if diff := cmp.Diff(value{"Booleanarray", "c7", []bool([]bool{true, false})}, next(t, ch)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface.Name, "/c7/longintegerarray", []int64{-1, 1 << 50}))
+	if diff := cmp.Diff(value{"Longintegerarray", "c7", []int64([]int64{-1, 1 << 50})}, next(t, ch)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface.Name, "/c7/stringarray", []string{"a", "b"}))
+	if diff := cmp.Diff(value{"Stringarray", "c7", []string([]string{"a", "b"})}, next(t, ch)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface.Name, "/c7/binaryblobarray", [][]byte{{0}, {1}}))
+	if diff := cmp.Diff(value{"Binaryblobarray", "c7", [][]byte([][]byte{{0}, {1}})}, next(t, ch)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface.Name, "/c7/datetimearray", []time.Time{t0}))
+	if diff := cmp.Diff(value{"Datetimearray", "c7", []time.Time([]time.Time{t0})}, next(t, ch)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+type commandRecorder struct {
+	testifaces.UnimplementedServerAggregateHandler
+	ch chan testifaces.ServerAggregateCommand
+}
+
+func (r commandRecorder) Command(_ context.Context, v testifaces.ServerAggregateCommand, _ time.Time) error {
+	r.ch <- v
+	return nil
+}
+
+func TestGeneratedServerAggregateHandler(t *testing.T) {
+	a, d := connect(t)
+	ch := make(chan testifaces.ServerAggregateCommand, 1)
+	must(t, testifaces.RegisterServerAggregate(d, commandRecorder{ch: ch}))
+	must(t, a.SendDatastream(deviceID, testifaces.ServerAggregateInterface.Name, "/command", map[string]any{
+		"name": "reboot", "args": []string{"now"}, "issued_at": t0, "payload": []byte{9}, "priority": int64(3)}))
+	want := testifaces.ServerAggregateCommand{Name: "reboot", Args: []string{"now"}, IssuedAt: t0, Payload: []byte{9}, Priority: 3}
+	select {
+	case got := <-ch:
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("(-want +got):\n%s", diff)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("handler not called")
+	}
+}
+
+func TestGeneratedServerPropertiesHandlerAndGetters(t *testing.T) {
+	a, d := connect(t)
+	ch := make(chan value, 32)
+	must(t, testifaces.RegisterServerProperties(d, propsRecorder{ch}))
+	p := testifaces.NewServerProperties(d)
+	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/double", 21.5))
+	if diff := cmp.Diff(value{"SetDouble", "", float64(21.5)}, next(t, ch)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if v, ok, err := p.SettingsDouble(); err != nil || !ok || !cmp.Equal(v, float64(21.5)) {
+		t.Errorf("getter SettingsDouble = %v, %v, %v", v, ok, err)
+	}
+	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/integer", int32(-7)))
+	if diff := cmp.Diff(value{"SetInteger", "", int32(int32(-7))}, next(t, ch)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if v, ok, err := p.SettingsInteger(); err != nil || !ok || !cmp.Equal(v, int32(int32(-7))) {
+		t.Errorf("getter SettingsInteger = %v, %v, %v", v, ok, err)
+	}
+	must(t, a.UnsetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/integer"))
+	if got := next(t, ch); got.Method != "UnsetInteger" {
+		t.Errorf("unset reached %s", got.Method)
+	}
+	if _, ok, _ := p.SettingsInteger(); ok {
+		t.Errorf("SettingsInteger still cached after unset")
+	}
+	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/boolean", true))
+	if diff := cmp.Diff(value{"SetBoolean", "", bool(true)}, next(t, ch)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if v, ok, err := p.SettingsBoolean(); err != nil || !ok || !cmp.Equal(v, bool(true)) {
+		t.Errorf("getter SettingsBoolean = %v, %v, %v", v, ok, err)
+	}
+	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/longinteger", int64(1)<<40))
+	if diff := cmp.Diff(value{"SetLonginteger", "", int64(int64(1) << 40)}, next(t, ch)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if v, ok, err := p.SettingsLonginteger(); err != nil || !ok || !cmp.Equal(v, int64(int64(1)<<40)) {
+		t.Errorf("getter SettingsLonginteger = %v, %v, %v", v, ok, err)
+	}
+	must(t, a.UnsetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/longinteger"))
+	if got := next(t, ch); got.Method != "UnsetLonginteger" {
+		t.Errorf("unset reached %s", got.Method)
+	}
+	if _, ok, _ := p.SettingsLonginteger(); ok {
+		t.Errorf("SettingsLonginteger still cached after unset")
+	}
+	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/string", "héllo"))
+	if diff := cmp.Diff(value{"SetString", "", string("héllo")}, next(t, ch)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if v, ok, err := p.SettingsString(); err != nil || !ok || !cmp.Equal(v, string("héllo")) {
+		t.Errorf("getter SettingsString = %v, %v, %v", v, ok, err)
+	}
+	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/binaryblob", []byte{1, 2, 3}))
+	if diff := cmp.Diff(value{"SetBinaryblob", "", []byte([]byte{1, 2, 3})}, next(t, ch)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if v, ok, err := p.SettingsBinaryblob(); err != nil || !ok || !cmp.Equal(v, []byte([]byte{1, 2, 3})) {
+		t.Errorf("getter SettingsBinaryblob = %v, %v, %v", v, ok, err)
+	}
+	must(t, a.UnsetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/binaryblob"))
+	if got := next(t, ch); got.Method != "UnsetBinaryblob" {
+		t.Errorf("unset reached %s", got.Method)
+	}
+	if _, ok, _ := p.SettingsBinaryblob(); ok {
+		t.Errorf("SettingsBinaryblob still cached after unset")
+	}
+	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/datetime", t0))
+	if diff := cmp.Diff(value{"SetDatetime", "", time.Time(t0)}, next(t, ch)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if v, ok, err := p.SettingsDatetime(); err != nil || !ok || !cmp.Equal(v, time.Time(t0)) {
+		t.Errorf("getter SettingsDatetime = %v, %v, %v", v, ok, err)
+	}
+	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/doublearray", []float64{1.5, -2}))
+	if diff := cmp.Diff(value{"SetDoublearray", "", []float64([]float64{1.5, -2})}, next(t, ch)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if v, ok, err := p.SettingsDoublearray(); err != nil || !ok || !cmp.Equal(v, []float64([]float64{1.5, -2})) {
+		t.Errorf("getter SettingsDoublearray = %v, %v, %v", v, ok, err)
+	}
+	must(t, a.UnsetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/doublearray"))
+	if got := next(t, ch); got.Method != "UnsetDoublearray" {
+		t.Errorf("unset reached %s", got.Method)
+	}
+	if _, ok, _ := p.SettingsDoublearray(); ok {
+		t.Errorf("SettingsDoublearray still cached after unset")
+	}
+	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/integerarray", []int32{1, 2}))
+	if diff := cmp.Diff(value{"SetIntegerarray", "", []int32([]int32{1, 2})}, next(t, ch)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if v, ok, err := p.SettingsIntegerarray(); err != nil || !ok || !cmp.Equal(v, []int32([]int32{1, 2})) {
+		t.Errorf("getter SettingsIntegerarray = %v, %v, %v", v, ok, err)
+	}
+	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/booleanarray", []bool{true, false}))
+	if diff := cmp.Diff(value{"SetBooleanarray", "", []bool([]bool{true, false})}, next(t, ch)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if v, ok, err := p.SettingsBooleanarray(); err != nil || !ok || !cmp.Equal(v, []bool([]bool{true, false})) {
+		t.Errorf("getter SettingsBooleanarray = %v, %v, %v", v, ok, err)
+	}
+	must(t, a.UnsetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/booleanarray"))
+	if got := next(t, ch); got.Method != "UnsetBooleanarray" {
+		t.Errorf("unset reached %s", got.Method)
+	}
+	if _, ok, _ := p.SettingsBooleanarray(); ok {
+		t.Errorf("SettingsBooleanarray still cached after unset")
+	}
+	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/longintegerarray", []int64{-1, 1 << 50}))
+	if diff := cmp.Diff(value{"SetLongintegerarray", "", []int64([]int64{-1, 1 << 50})}, next(t, ch)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if v, ok, err := p.SettingsLongintegerarray(); err != nil || !ok || !cmp.Equal(v, []int64([]int64{-1, 1 << 50})) {
+		t.Errorf("getter SettingsLongintegerarray = %v, %v, %v", v, ok, err)
+	}
+	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/stringarray", []string{"a", "b"}))
+	if diff := cmp.Diff(value{"SetStringarray", "", []string([]string{"a", "b"})}, next(t, ch)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if v, ok, err := p.SettingsStringarray(); err != nil || !ok || !cmp.Equal(v, []string([]string{"a", "b"})) {
+		t.Errorf("getter SettingsStringarray = %v, %v, %v", v, ok, err)
+	}
+	must(t, a.UnsetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/stringarray"))
+	if got := next(t, ch); got.Method != "UnsetStringarray" {
+		t.Errorf("unset reached %s", got.Method)
+	}
+	if _, ok, _ := p.SettingsStringarray(); ok {
+		t.Errorf("SettingsStringarray still cached after unset")
+	}
+	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/binaryblobarray", [][]byte{{0}, {1}}))
+	if diff := cmp.Diff(value{"SetBinaryblobarray", "", [][]byte([][]byte{{0}, {1}})}, next(t, ch)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if v, ok, err := p.SettingsBinaryblobarray(); err != nil || !ok || !cmp.Equal(v, [][]byte([][]byte{{0}, {1}})) {
+		t.Errorf("getter SettingsBinaryblobarray = %v, %v, %v", v, ok, err)
+	}
+	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/datetimearray", []time.Time{t0}))
+	if diff := cmp.Diff(value{"SetDatetimearray", "", []time.Time([]time.Time{t0})}, next(t, ch)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if v, ok, err := p.SettingsDatetimearray(); err != nil || !ok || !cmp.Equal(v, []time.Time([]time.Time{t0})) {
+		t.Errorf("getter SettingsDatetimearray = %v, %v, %v", v, ok, err)
+	}
+	must(t, a.UnsetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/datetimearray"))
+	if got := next(t, ch); got.Method != "UnsetDatetimearray" {
+		t.Errorf("unset reached %s", got.Method)
+	}
+	if _, ok, _ := p.SettingsDatetimearray(); ok {
+		t.Errorf("SettingsDatetimearray still cached after unset")
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
