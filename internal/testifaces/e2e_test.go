@@ -29,6 +29,13 @@ type value struct {
 
 func connect(t *testing.T) (*astartetest.Astarte, *astarte.Device) {
 	t.Helper()
+	return connectB(t)
+}
+
+// connectB starts a fake Astarte with the package's interfaces and a
+// device connected to it.
+func connectB(t testing.TB) (*astartetest.Astarte, *astarte.Device) {
+	t.Helper()
 	a := astartetest.New(t, testifaces.Interfaces()...)
 	cfg, err := a.DeviceConfig(deviceID)
 	if err != nil {
