@@ -157,36 +157,69 @@ func (p *Payload) checkObject() error {
 	return nil
 }
 
+// ok records err, if any, and reports whether there was none.
+func (p *Payload) ok(err error) bool {
+	if err != nil {
+		p.fail(err)
+		return false
+	}
+	return true
+}
+
+// The value checks of spec §4.7, shared by scalars and array elements.
+
+func checkDouble(v float64) error {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return fmt.Errorf("%w: double %v is not finite", ErrInvalidValue, v)
+	}
+	return nil
+}
+
+func checkInteger(v int32) error {
+	if v == math.MinInt32 {
+		return fmt.Errorf("%w: integer %d: Astarte accepts ±2147483647", ErrInvalidValue, v)
+	}
+	return nil
+}
+
+func checkLong(v int64) error {
+	if v == math.MinInt64 {
+		return fmt.Errorf("%w: longinteger %d: Astarte accepts ±(2^63-1)", ErrInvalidValue, v)
+	}
+	return nil
+}
+
+func checkString(v string) error {
+	switch {
+	case len(v) > maxBytes:
+		return fmt.Errorf("%w: string of %d bytes exceeds %d", ErrInvalidValue, len(v), maxBytes)
+	case !utf8.ValidString(v):
+		return fmt.Errorf("%w: string is not valid UTF-8", ErrInvalidValue)
+	}
+	return nil
+}
+
+func checkBlob(v []byte) error {
+	if len(v) > maxBytes {
+		return fmt.Errorf("%w: binaryblob of %d bytes exceeds %d", ErrInvalidValue, len(v), maxBytes)
+	}
+	return nil
+}
+
 // Double writes a double value.
 func (p *Payload) Double(v float64) *Payload {
-	if k, ok := p.key(Double); ok && p.checkDouble(v) {
+	if k, ok := p.key(Double); ok && p.ok(checkDouble(v)) {
 		p.buf = bsoncore.AppendDoubleElement(p.buf, k, v)
 	}
 	return p
 }
 
-func (p *Payload) checkDouble(v float64) bool {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		p.invalid("double %v is not finite", v)
-		return false
-	}
-	return true
-}
-
 // Integer writes an integer value.
 func (p *Payload) Integer(v int32) *Payload {
-	if k, ok := p.key(Integer); ok && p.checkInteger(v) {
+	if k, ok := p.key(Integer); ok && p.ok(checkInteger(v)) {
 		p.buf = bsoncore.AppendInt32Element(p.buf, k, v)
 	}
 	return p
-}
-
-func (p *Payload) checkInteger(v int32) bool {
-	if v == math.MinInt32 {
-		p.invalid("integer %d: Astarte accepts ±2147483647", v)
-		return false
-	}
-	return true
 }
 
 // Boolean writes a boolean value.
@@ -199,45 +232,25 @@ func (p *Payload) Boolean(v bool) *Payload {
 
 // LongInteger writes a longinteger value.
 func (p *Payload) LongInteger(v int64) *Payload {
-	if k, ok := p.key(LongInteger); ok && p.checkLong(v) {
+	if k, ok := p.key(LongInteger); ok && p.ok(checkLong(v)) {
 		p.buf = bsoncore.AppendInt64Element(p.buf, k, v)
 	}
 	return p
 }
 
-func (p *Payload) checkLong(v int64) bool {
-	if v == math.MinInt64 {
-		p.invalid("longinteger %d: Astarte accepts ±(2^63-1)", v)
-		return false
-	}
-	return true
-}
-
 // String writes a string value.
 func (p *Payload) String(v string) *Payload {
-	if k, ok := p.key(String); ok && p.checkString(v) {
+	if k, ok := p.key(String); ok && p.ok(checkString(v)) {
 		p.buf = bsoncore.AppendStringElement(p.buf, k, v)
 	}
 	return p
-}
-
-func (p *Payload) checkString(v string) bool {
-	switch {
-	case len(v) > maxBytes:
-		p.invalid("string of %d bytes exceeds %d", len(v), maxBytes)
-	case !utf8.ValidString(v):
-		p.invalid("string is not valid UTF-8")
-	default:
-		return true
-	}
-	return false
 }
 
 // BinaryBlob writes a binaryblob value. An empty blob is refused as an
 // individual value: Astarte reads an empty binary "v" as an unset.
 func (p *Payload) BinaryBlob(v []byte) *Payload {
 	individual := p.iface != nil && p.iface.Aggregation == Individual
-	if k, ok := p.key(BinaryBlob); ok && p.checkBlob(v) {
+	if k, ok := p.key(BinaryBlob); ok && p.ok(checkBlob(v)) {
 		if individual && len(v) == 0 {
 			p.invalid("empty binaryblob would read as an unset")
 			return p
@@ -245,14 +258,6 @@ func (p *Payload) BinaryBlob(v []byte) *Payload {
 		p.buf = bsoncore.AppendBinaryElement(p.buf, k, 0, v)
 	}
 	return p
-}
-
-func (p *Payload) checkBlob(v []byte) bool {
-	if len(v) > maxBytes {
-		p.invalid("binaryblob of %d bytes exceeds %d", len(v), maxBytes)
-		return false
-	}
-	return true
 }
 
 // DateTime writes a datetime value (millisecond precision).
@@ -263,130 +268,65 @@ func (p *Payload) DateTime(v time.Time) *Payload {
 	return p
 }
 
-// arrayStart opens an array element after checking its length.
-func (p *Payload) arrayStart(t ValueType, n int) (int32, bool) {
+// array writes an array value of Astarte type t: the length limit, then
+// each element checked (check may be nil) and appended as BSON type elem,
+// under the keys "0", "1", … written without allocating.
+func array[T any](p *Payload, t ValueType, v []T, elem bsoncore.Type, check func(T) error, appendValue func([]byte, T) []byte) *Payload {
 	k, ok := p.key(t)
 	if !ok {
-		return 0, false
+		return p
 	}
-	if n > maxLength {
-		p.invalid("%s of %d elements exceeds %d", t, n, maxLength)
-		return 0, false
+	if len(v) > maxLength {
+		p.invalid("%s of %d elements exceeds %d", t, len(v), maxLength)
+		return p
 	}
-	var idx int32
-	idx, p.buf = bsoncore.AppendArrayElementStart(p.buf, k)
-	return idx, true
+	idx, buf := bsoncore.AppendArrayElementStart(p.buf, k)
+	for i, x := range v {
+		if check != nil && !p.ok(check(x)) {
+			return p
+		}
+		buf = append(buf, byte(elem))
+		buf = strconv.AppendInt(buf, int64(i), 10)
+		buf = appendValue(append(buf, 0), x)
+	}
+	p.buf, _ = bsoncore.AppendArrayEnd(buf, idx)
+	return p
 }
 
-// elem appends the header of array element i of BSON type t (keys "0",
-// "1", … written without allocating).
-func (p *Payload) elem(t bsoncore.Type, i int) {
-	p.buf = append(p.buf, byte(t))
-	p.buf = strconv.AppendInt(p.buf, int64(i), 10)
-	p.buf = append(p.buf, 0)
-}
-
-func (p *Payload) arrayEnd(idx int32) {
-	if p.err == nil {
-		p.buf, _ = bsoncore.AppendArrayEnd(p.buf, idx)
-	}
-}
+func appendBlob(dst, b []byte) []byte           { return bsoncore.AppendBinary(dst, 0, b) }
+func appendTime(dst []byte, t time.Time) []byte { return bsoncore.AppendDateTime(dst, t.UnixMilli()) }
 
 // DoubleArray writes a doublearray value.
 func (p *Payload) DoubleArray(v []float64) *Payload {
-	if idx, ok := p.arrayStart(DoubleArray, len(v)); ok {
-		for i, x := range v {
-			if !p.checkDouble(x) {
-				return p
-			}
-			p.elem(bsoncore.TypeDouble, i)
-			p.buf = bsoncore.AppendDouble(p.buf, x)
-		}
-		p.arrayEnd(idx)
-	}
-	return p
+	return array(p, DoubleArray, v, bsoncore.TypeDouble, checkDouble, bsoncore.AppendDouble)
 }
 
 // IntegerArray writes an integerarray value.
 func (p *Payload) IntegerArray(v []int32) *Payload {
-	if idx, ok := p.arrayStart(IntegerArray, len(v)); ok {
-		for i, x := range v {
-			if !p.checkInteger(x) {
-				return p
-			}
-			p.elem(bsoncore.TypeInt32, i)
-			p.buf = bsoncore.AppendInt32(p.buf, x)
-		}
-		p.arrayEnd(idx)
-	}
-	return p
+	return array(p, IntegerArray, v, bsoncore.TypeInt32, checkInteger, bsoncore.AppendInt32)
 }
 
 // BooleanArray writes a booleanarray value.
 func (p *Payload) BooleanArray(v []bool) *Payload {
-	if idx, ok := p.arrayStart(BooleanArray, len(v)); ok {
-		for i, x := range v {
-			p.elem(bsoncore.TypeBoolean, i)
-			p.buf = bsoncore.AppendBoolean(p.buf, x)
-		}
-		p.arrayEnd(idx)
-	}
-	return p
+	return array(p, BooleanArray, v, bsoncore.TypeBoolean, nil, bsoncore.AppendBoolean)
 }
 
 // LongIntegerArray writes a longintegerarray value.
 func (p *Payload) LongIntegerArray(v []int64) *Payload {
-	if idx, ok := p.arrayStart(LongIntegerArray, len(v)); ok {
-		for i, x := range v {
-			if !p.checkLong(x) {
-				return p
-			}
-			p.elem(bsoncore.TypeInt64, i)
-			p.buf = bsoncore.AppendInt64(p.buf, x)
-		}
-		p.arrayEnd(idx)
-	}
-	return p
+	return array(p, LongIntegerArray, v, bsoncore.TypeInt64, checkLong, bsoncore.AppendInt64)
 }
 
 // StringArray writes a stringarray value.
 func (p *Payload) StringArray(v []string) *Payload {
-	if idx, ok := p.arrayStart(StringArray, len(v)); ok {
-		for i, x := range v {
-			if !p.checkString(x) {
-				return p
-			}
-			p.elem(bsoncore.TypeString, i)
-			p.buf = bsoncore.AppendString(p.buf, x)
-		}
-		p.arrayEnd(idx)
-	}
-	return p
+	return array(p, StringArray, v, bsoncore.TypeString, checkString, bsoncore.AppendString)
 }
 
 // BinaryBlobArray writes a binaryblobarray value.
 func (p *Payload) BinaryBlobArray(v [][]byte) *Payload {
-	if idx, ok := p.arrayStart(BinaryBlobArray, len(v)); ok {
-		for i, x := range v {
-			if !p.checkBlob(x) {
-				return p
-			}
-			p.elem(bsoncore.TypeBinary, i)
-			p.buf = bsoncore.AppendBinary(p.buf, 0, x)
-		}
-		p.arrayEnd(idx)
-	}
-	return p
+	return array(p, BinaryBlobArray, v, bsoncore.TypeBinary, checkBlob, appendBlob)
 }
 
 // DateTimeArray writes a datetimearray value.
 func (p *Payload) DateTimeArray(v []time.Time) *Payload {
-	if idx, ok := p.arrayStart(DateTimeArray, len(v)); ok {
-		for i, x := range v {
-			p.elem(bsoncore.TypeDateTime, i)
-			p.buf = bsoncore.AppendDateTime(p.buf, x.UnixMilli())
-		}
-		p.arrayEnd(idx)
-	}
-	return p
+	return array(p, DateTimeArray, v, bsoncore.TypeDateTime, nil, appendTime)
 }

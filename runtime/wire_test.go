@@ -363,4 +363,16 @@ func TestEncodeDoesNotAllocate(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("encoding {v, t} allocates %.1f times per message, want 0", allocs)
 	}
+	arrays := one(StringArray, false)
+	values := []string{"a", "b", "c"}
+	allocs = testing.AllocsPerRun(1000, func() {
+		p.Reset(arrays, 0)
+		p.StringArray(values)
+		if _, err := p.Finish(time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("encoding an array allocates %.1f times per message, want 0", allocs)
+	}
 }

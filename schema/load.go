@@ -36,7 +36,13 @@ func (r *Result) Errors() []Diagnostic {
 // Files expands paths into interface files: files as given, directories
 // walked recursively for *.json. The result is sorted and without
 // duplicates. Unreadable paths are I/O errors.
-func Files(paths []string) ([]string, error) {
+func Files(paths []string) ([]string, error) { return expand(paths, true) }
+
+// PackageFiles is Files without recursion: a directory contributes the
+// *.json files directly inside it, one generated package's worth.
+func PackageFiles(paths []string) ([]string, error) { return expand(paths, false) }
+
+func expand(paths []string, recursive bool) ([]string, error) {
 	var files []string
 	for _, p := range paths {
 		st, err := os.Stat(p)
@@ -48,10 +54,12 @@ func Files(paths []string) ([]string, error) {
 			continue
 		}
 		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
+			switch {
+			case err != nil:
 				return err
-			}
-			if !d.IsDir() && strings.HasSuffix(d.Name(), ".json") {
+			case d.IsDir() && path != p && !recursive:
+				return filepath.SkipDir
+			case !d.IsDir() && strings.HasSuffix(d.Name(), ".json"):
 				files = append(files, path)
 			}
 			return nil
@@ -73,6 +81,11 @@ func Load(paths []string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	return LoadFiles(files)
+}
+
+// LoadFiles is Load for a list of files (see Files and PackageFiles).
+func LoadFiles(files []string) (*Result, error) {
 	res := &Result{}
 	byDir := map[string]map[string]string{} // dir → interface name → file
 	for _, f := range files {

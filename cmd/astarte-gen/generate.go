@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -46,12 +45,15 @@ func runGenerate(args []string, stdout, stderr io.Writer) int {
 		}
 		*pkg = strings.NewReplacer("-", "", ".", "").Replace(filepath.Base(abs))
 	}
-	paths, err := packageFiles(fs.Args())
+	paths, err := schema.PackageFiles(fs.Args())
+	if err == nil && len(paths) == 0 {
+		err = fmt.Errorf("no *.json interface files in %s", strings.Join(fs.Args(), " "))
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "astarte-gen: %v\n", err)
 		return exitUsage
 	}
-	res, err := schema.Load(paths)
+	res, err := schema.LoadFiles(paths)
 	if err != nil {
 		fmt.Fprintf(stderr, "astarte-gen: %v\n", err)
 		return exitUsage
@@ -84,29 +86,4 @@ func runGenerate(args []string, stdout, stderr io.Writer) int {
 		return exitInvalid
 	}
 	return exitOK
-}
-
-// packageFiles expands directories to the *.json files directly inside
-// them: one directory is one package, so generate does not recurse.
-func packageFiles(paths []string) ([]string, error) {
-	var files []string
-	for _, p := range paths {
-		st, err := os.Stat(p)
-		if err != nil {
-			return nil, err
-		}
-		if !st.IsDir() {
-			files = append(files, p)
-			continue
-		}
-		matches, err := filepath.Glob(filepath.Join(p, "*.json"))
-		if err != nil {
-			return nil, err
-		}
-		if len(matches) == 0 {
-			return nil, fmt.Errorf("%s holds no *.json interface files", p)
-		}
-		files = append(files, matches...)
-	}
-	return files, nil
 }

@@ -92,3 +92,34 @@ func TestValidateJSON(t *testing.T) {
 		t.Errorf("warnings only: exit %d, %q", code, out)
 	}
 }
+
+func TestGenerate(t *testing.T) {
+	src := t.TempDir()
+	write(t, src, "a.json", valid)
+	out := filepath.Join(t.TempDir(), "api")
+	if code, _, errOut := runCmd("generate", "-o", out, src); code != exitOK {
+		t.Fatalf("generate: exit %d: %s", code, errOut)
+	}
+	data, err := os.ReadFile(filepath.Join(out, "org_x_a.go"))
+	if err != nil || !strings.Contains(string(data), "package api") || !strings.Contains(string(data), "func (s A) SendV(") {
+		t.Fatalf("generated file: %v\n%s", err, data)
+	}
+	if code, stdout, _ := runCmd("-o", out, "-check", src); code != exitOK || stdout != "" {
+		t.Errorf("-check on fresh output: exit %d, %q", code, stdout)
+	}
+	write(t, src, "a.json", strings.Replace(valid, `"/v"`, `"/w"`, 1))
+	if code, stdout, _ := runCmd("-o", out, "-check", src); code != exitInvalid || !strings.Contains(stdout, "org_x_a.go is not up to date") {
+		t.Errorf("-check on stale output: exit %d, %q", code, stdout)
+	}
+	write(t, src, "b.json", `{"interface_name": "org.x.B"}`)
+	before, _ := os.ReadFile(filepath.Join(out, "org_x_a.go"))
+	if code, _, errOut := runCmd("generate", "-o", out, src); code != exitInvalid || !strings.Contains(errOut, "b.json:") {
+		t.Errorf("invalid input: exit %d, %q", code, errOut)
+	}
+	if after, _ := os.ReadFile(filepath.Join(out, "org_x_a.go")); string(after) != string(before) {
+		t.Error("files were written although an input is invalid")
+	}
+	if code, _, _ := runCmd("generate", src); code != exitUsage {
+		t.Errorf("without -o: exit %d", code)
+	}
+}
