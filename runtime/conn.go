@@ -114,10 +114,7 @@ func (d *Device) supervise(ctx context.Context, ready chan<- error) {
 				ready <- nil
 				first = false
 			}
-			select {
-			case <-c.lost:
-			case <-ctx.Done():
-			}
+			d.holdConnection(ctx, c)
 			d.dropConn(c)
 		} else if ctx.Err() == nil {
 			if first && isPermanent(err) {
@@ -136,6 +133,46 @@ func (d *Device) supervise(ctx context.Context, ready chan<- error) {
 		select {
 		case <-time.After(d.backoff(attempt)):
 		case <-ctx.Done():
+		}
+	}
+}
+
+// holdConnection waits until c is lost or ctx ends, renewing the
+// certificate when it reaches the renewal point: the new certificate is
+// used by the next connection, so c is closed once it is in hand. Queued
+// data stays in the store and is resent on the new connection.
+func (d *Device) holdConnection(ctx context.Context, c *conn) {
+	for {
+		var renew <-chan time.Time
+		timer := time.NewTimer(0)
+		timer.Stop()
+		if at := d.creds.renewAt(); !at.IsZero() {
+			timer.Reset(max(time.Until(at), 0))
+			renew = timer.C
+		}
+		select {
+		case <-c.lost:
+			timer.Stop()
+			return
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-renew:
+			if err := d.creds.renew(ctx); err != nil {
+				d.report("renewing the client certificate", err)
+				select { // try again later, or when the connection drops
+				case <-c.lost:
+				case <-ctx.Done():
+				case <-time.After(d.cfg.ReconnectMax):
+				}
+				if c.isLost() || ctx.Err() != nil {
+					return
+				}
+				continue
+			}
+			d.log.Info("client certificate renewed; reconnecting with it")
+			c.close()
+			return
 		}
 	}
 }

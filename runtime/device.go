@@ -40,6 +40,9 @@ type Config struct {
 	// only.
 	RootCAs            *x509.CertPool
 	InsecureSkipVerify bool
+	// RenewFraction is the fraction of a certificate's validity after which
+	// the device obtains a new one and reconnects with it; 0 means 0.8.
+	RenewFraction float64
 	// KeepAlive is the MQTT keep-alive; 0 means 30 s.
 	KeepAlive time.Duration
 	// ReconnectMin and ReconnectMax bound the jittered exponential backoff
@@ -104,6 +107,10 @@ type credentialSource interface {
 	// rejected is called when the broker refused the certificate: the
 	// source checks it with the Pairing API and replaces it if it must.
 	rejected(ctx context.Context, cause error) error
+	// renewAt says when the current certificate should be replaced (zero:
+	// never); renew replaces it.
+	renewAt() time.Time
+	renew(ctx context.Context) error
 }
 
 // ifaceInfo is an interface with what the device precomputes about it.

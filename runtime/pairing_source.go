@@ -3,10 +3,12 @@ package runtime
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/astarte-gen/astarte-gen/runtime/pairing"
@@ -17,6 +19,9 @@ import (
 type pairingSource struct {
 	m   *pairing.Manager
 	log *slog.Logger
+
+	mu   sync.Mutex
+	leaf *x509.Certificate // the certificate in use
 }
 
 func newPairingSource(cfg Config, log *slog.Logger) (credentialSource, error) {
@@ -39,6 +44,7 @@ func newPairingSource(cfg Config, log *slog.Logger) (credentialSource, error) {
 	}
 	m, err := pairing.NewManager(pairing.ManagerConfig{
 		Client: client, DeviceID: cfg.DeviceID, Secret: cfg.CredentialsSecret, Dir: cfg.StoreDir, Logger: log,
+		RenewFraction: cfg.RenewFraction,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
@@ -60,7 +66,24 @@ func (s *pairingSource) credentials(ctx context.Context) (tls.Certificate, strin
 	if err != nil {
 		return tls.Certificate{}, "", permanentPairing(err)
 	}
+	s.mu.Lock()
+	s.leaf = c.Leaf
+	s.mu.Unlock()
 	return c.Certificate, c.BrokerURL, nil
+}
+
+func (s *pairingSource) renewAt() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.leaf == nil {
+		return time.Time{}
+	}
+	return s.m.RenewAt(s.leaf)
+}
+
+func (s *pairingSource) renew(ctx context.Context) error {
+	_, err := s.m.Renew(ctx)
+	return err
 }
 
 // rejected follows the Astarte guide: ask the Pairing API whether the

@@ -1,0 +1,108 @@
+package runtime_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	astarte "github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
+	"github.com/astarte-gen/astarte-gen/runtime/pairing"
+)
+
+// A certificate the broker refuses is checked with the Pairing API and, when
+// invalid, replaced; the device then connects again by itself.
+func TestRejectedCertificateIsReplaced(t *testing.T) {
+	f := newFixture(t)
+	f.a.RevokeCertificates(f.id)
+	f.a.DropConnection(f.id)
+	waitFor(t, func() bool { return f.a.PairingRequests(f.id)["credentials"] == 2 && f.d.State() == astarte.Connected })
+	if got := f.a.PairingRequests(f.id)["verify"]; got < 1 {
+		t.Errorf("the refused certificate was not verified first (%d verify requests)", got)
+	}
+	if err := f.d.Send(ctxT(t), qosIface.Name, "/unique", int32(7)); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.a.WaitReceived(t, f.id, 1); got[len(got)-1].Value != int32(7) {
+		t.Errorf("after re-pairing, received %+v", got)
+	}
+}
+
+// The device renews its certificate at the configured fraction of its
+// validity and reconnects with the new one, without losing stored data.
+func TestRotationBeforeExpiryLosesNothing(t *testing.T) {
+	a := astartetest.New(t, retentionIface)
+	a.SetCertificateLifetime(3 * time.Second)
+	cfg := testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA")
+	cfg.RenewFraction = 0.3 // renew after about a second
+	d := newDevice(t, a, cfg, retentionIface)
+	ctx := ctxT(t)
+	const n = 200
+	for i := range n {
+		if err := d.Send(ctx, retentionIface.Name, "/stored", int64(i)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	waitFor(t, func() bool { return a.PairingRequests(cfg.DeviceID)["credentials"] >= 2 })
+	if err := d.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[any]bool{}
+	for _, r := range a.WaitReceived(t, cfg.DeviceID, n) {
+		seen[r.Value] = true
+	}
+	for i := range n {
+		if !seen[int64(i)] {
+			t.Fatalf("message %d lost during the certificate rotation", i)
+		}
+	}
+	if a.Connections(cfg.DeviceID) < 2 {
+		t.Error("the device did not reconnect with its renewed certificate")
+	}
+}
+
+// Nothing a device logs while pairing, connecting and sending contains its
+// credentials secret or its private key.
+func TestLogsNeverHoldSecrets(t *testing.T) {
+	a := astartetest.New(t, e2eIfaces...)
+	var logs bytes.Buffer
+	cfg := testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA")
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	reported := &errorsSeen{}
+	cfg.OnError = reported.add
+	d := newDevice(t, a, cfg, e2eIfaces...)
+	if err := d.Send(ctxT(t), qosIface.Name, "/unique", int32(1)); err != nil {
+		t.Fatal(err)
+	}
+	a.RevokeCertificates(cfg.DeviceID) // exercise verify and re-pairing too
+	a.DropConnection(cfg.DeviceID)
+	waitFor(t, func() bool {
+		return a.PairingRequests(cfg.DeviceID)["credentials"] == 2 && d.State() == astarte.Connected
+	})
+	if err := d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	key, err := os.ReadFile(filepath.Join(cfg.StoreDir, pairing.KeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyBody := strings.Join(strings.Split(strings.TrimSpace(string(key)), "\n")[1:], "")
+	all := logs.String()
+	for _, err := range reported.list() {
+		all += "\n" + err.Error()
+	}
+	if logs.Len() == 0 {
+		t.Fatal("nothing was logged; the test would prove nothing")
+	}
+	for name, secret := range map[string]string{"credentials secret": cfg.CredentialsSecret, "private key": keyBody[:40]} {
+		if strings.Contains(all, secret) {
+			t.Errorf("the %s appears in the logs", name)
+		}
+	}
+}
