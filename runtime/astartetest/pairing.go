@@ -29,6 +29,7 @@ type pairingSide struct {
 	realmKey     *ecdsa.PrivateKey
 	certLifetime time.Duration
 	httpServer   *httptest.Server
+	brokerURL    string // handed out instead of our broker's, when set
 }
 
 // deviceRecord is what the fake Pairing API knows of a device.
@@ -81,6 +82,23 @@ func (a *Astarte) PairingURL() string { return a.httpServer.URL }
 func (a *Astarte) RealmPrivateKeyPEM() []byte {
 	der, _ := x509.MarshalPKCS8PrivateKey(a.realmKey)
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}
+
+// SetBrokerURL makes the Pairing API hand out another broker (one that
+// trusts CA(), such as a mosquitto in an integration test) instead of the
+// built-in one.
+func (a *Astarte) SetBrokerURL(url string) {
+	a.pmu.Lock()
+	defer a.pmu.Unlock()
+	a.brokerURL = url
+}
+
+// handedOutBroker is the broker URL of device info answers; pmu is held.
+func (a *Astarte) handedOutBroker() string {
+	if a.brokerURL != "" {
+		return a.brokerURL
+	}
+	return a.BrokerURL()
 }
 
 // RegisterDevice registers a device, as an agent would, and returns its
@@ -292,7 +310,7 @@ func (a *Astarte) handleInfo(w http.ResponseWriter, _ *http.Request, d *deviceRe
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"data": map[string]any{
 		"version": "1.4.0-astartetest", "status": status,
-		"protocols": map[string]any{"astarte_mqtt_v1": map[string]string{"broker_url": a.BrokerURL()}},
+		"protocols": map[string]any{"astarte_mqtt_v1": map[string]string{"broker_url": a.handedOutBroker()}},
 	}})
 }
 
