@@ -156,12 +156,6 @@ func (b *broker) stop() {
 	b.cmd = nil
 }
 
-func (b *broker) restart() {
-	path := b.cmd.Path
-	b.stop()
-	b.start(path)
-}
-
 type testLog struct{ t *testing.T }
 
 func (l *testLog) Write(p []byte) (int, error) {
