@@ -28,6 +28,7 @@ var (
 	bucketMeta  = []byte("meta")
 	bucketProps = []byte("properties")
 	bucketQueue = []byte("queue")
+	bucketDead  = []byte("dead")
 	keyVersion  = []byte("schema_version")
 	userMeta    = []byte("user:")
 )
@@ -109,6 +110,11 @@ func (b *Bolt) initialize(tx *bolt.Tx) error {
 		return err
 	}
 	if _, err := tx.CreateBucketIfNotExists(bucketProps); err != nil {
+		return err
+	}
+	// The dead-letter bucket is additive: a file without it is a valid
+	// version 1 file, so it needs no migration.
+	if _, err := tx.CreateBucketIfNotExists(bucketDead); err != nil {
 		return err
 	}
 	q, err := tx.CreateBucketIfNotExists(bucketQueue)
@@ -510,6 +516,76 @@ func (b *Bolt) flushAcks(ctx context.Context) {
 	case <-b.closing:
 	case <-ctx.Done():
 	}
+}
+
+// MoveToDeadLetters implements Store: the move is one durable transaction.
+func (b *Bolt) MoveToDeadLetters(_ context.Context, id uint64, reason string) (bool, error) {
+	b.mu.Lock()
+	_, acked := b.acked[id]
+	b.mu.Unlock()
+	if acked {
+		return false, nil
+	}
+	moved := false
+	key := binary.BigEndian.AppendUint64(nil, id)
+	err := b.update(func(tx *bolt.Tx) error {
+		q := tx.Bucket(bucketQueue)
+		v := q.Get(key)
+		if v == nil {
+			return nil
+		}
+		rec := binary.AppendUvarint(nil, uint64(len(reason)))
+		rec = append(rec, reason...)
+		rec = binary.AppendVarint(rec, time.Now().UnixNano())
+		if err := tx.Bucket(bucketDead).Put(key, append(rec, v...)); err != nil {
+			return err
+		}
+		moved = true
+		return q.Delete(key)
+	})
+	if moved && err == nil {
+		b.count.Add(-1)
+	}
+	return moved && err == nil, err
+}
+
+// DeadLetters implements Store. An entry that cannot be decoded is
+// returned with its reason and what could be read.
+func (b *Bolt) DeadLetters(_ context.Context) ([]DeadLetter, error) {
+	var out []DeadLetter
+	err := b.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDead).ForEach(func(k, v []byte) error {
+			out = append(out, decodeDeadLetter(binary.BigEndian.Uint64(k), v))
+			return nil
+		})
+	})
+	return out, err
+}
+
+func decodeDeadLetter(id uint64, v []byte) DeadLetter {
+	d := DeadLetter{Message: Message{ID: id}}
+	n, k := binary.Uvarint(v)
+	if k <= 0 || uint64(len(v)-k) < n {
+		d.Reason = "unreadable dead-letter record"
+		return d
+	}
+	d.Reason, v = string(v[k:k+int(n)]), v[k+int(n):]
+	at, k := binary.Varint(v)
+	if k <= 0 {
+		return d
+	}
+	d.At = time.Unix(0, at)
+	if m, err := decodeMessage(id, v[k:]); err == nil {
+		d.Message = m
+	}
+	return d
+}
+
+// DeleteDeadLetter implements Store.
+func (b *Bolt) DeleteDeadLetter(_ context.Context, id uint64) error {
+	return b.update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDead).Delete(binary.BigEndian.AppendUint64(nil, id))
+	})
 }
 
 // Meta implements Store.

@@ -2,10 +2,12 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Memory is a Store that keeps everything in memory: for devices without a
@@ -17,6 +19,7 @@ type Memory struct {
 	queue  []Message // in ID order
 	nextID uint64
 	meta   map[string][]byte
+	dead   []DeadLetter // in ID order
 	closed bool
 }
 
@@ -172,6 +175,45 @@ func (m *Memory) Prune(_ context.Context, keep map[string]int) (int, int, error)
 		return !ok || major != msg.Major
 	})
 	return props, before - len(m.queue), nil
+}
+
+// MoveToDeadLetters implements Store.
+func (m *Memory) MoveToDeadLetters(_ context.Context, id uint64, reason string) (bool, error) {
+	if err := m.lock(); err != nil {
+		return false, err
+	}
+	defer m.mu.Unlock()
+	i, ok := m.find(id)
+	if !ok {
+		return false, nil
+	}
+	m.dead = append(m.dead, DeadLetter{Message: m.queue[i], Reason: reason, At: time.Now()})
+	slices.SortFunc(m.dead, func(a, b DeadLetter) int { return cmp.Compare(a.ID, b.ID) })
+	m.queue = slices.Delete(m.queue, i, i+1)
+	return true, nil
+}
+
+// DeadLetters implements Store.
+func (m *Memory) DeadLetters(_ context.Context) ([]DeadLetter, error) {
+	if err := m.lock(); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	out := slices.Clone(m.dead)
+	for i := range out {
+		out[i].Payload = bytes.Clone(out[i].Payload)
+	}
+	return out, nil
+}
+
+// DeleteDeadLetter implements Store.
+func (m *Memory) DeleteDeadLetter(_ context.Context, id uint64) error {
+	if err := m.lock(); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	m.dead = slices.DeleteFunc(m.dead, func(d DeadLetter) bool { return d.ID == id })
+	return nil
 }
 
 // Meta implements Store.

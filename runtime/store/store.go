@@ -77,6 +77,17 @@ type Message struct {
 	Deadline time.Time
 }
 
+// DeadLetter is a queued message moved aside because the server kept
+// refusing it (or because it could not be read back): it is kept for the
+// application to inspect and delete, and never sent again.
+type DeadLetter struct {
+	Message
+	// Reason says why the message was moved aside.
+	Reason string
+	// At is when it was moved.
+	At time.Time
+}
+
 // Store is safe for concurrent use.
 type Store interface {
 	// Property returns the stored property at k.
@@ -109,6 +120,15 @@ type Store interface {
 	// that keep does not list with that major: interfaces removed from the
 	// device, or whose major changed. It returns how many it removed.
 	Prune(ctx context.Context, keep map[string]int) (props, msgs int, err error)
+
+	// MoveToDeadLetters removes a queued message from the queue and keeps it
+	// as a dead letter with reason, durably. It reports whether id was
+	// queued.
+	MoveToDeadLetters(ctx context.Context, id uint64, reason string) (bool, error)
+	// DeadLetters returns the dead letters in ID order.
+	DeadLetters(ctx context.Context) ([]DeadLetter, error)
+	// DeleteDeadLetter removes a dead letter; a missing one is not an error.
+	DeleteDeadLetter(ctx context.Context, id uint64) error
 
 	// Meta and PutMeta keep small named values (e.g. the last introspection).
 	Meta(ctx context.Context, key string) ([]byte, bool, error)

@@ -234,3 +234,53 @@ func TestBoltConcurrentEnqueue(t *testing.T) {
 		t.Errorf("Len = %d, distinct IDs %d; want 800", n, len(seen))
 	}
 }
+
+func TestDeadLetters(t *testing.T) {
+	implementations(t, func(t *testing.T, open func(...Option) Store) {
+		s := open()
+		msgs := []*Message{
+			{Interface: "org.a", Major: 1, Path: "/x", QoS: 2, Payload: []byte("one")},
+			{Interface: "org.a", Major: 1, Path: "/y", QoS: 1, Payload: []byte("two")},
+		}
+		if err := s.Enqueue(ctx, msgs...); err != nil {
+			t.Fatal(err)
+		}
+		moved, err := s.MoveToDeadLetters(ctx, msgs[0].ID, "refused 3 times")
+		if err != nil || !moved {
+			t.Fatalf("MoveToDeadLetters = %v, %v", moved, err)
+		}
+		if moved, err := s.MoveToDeadLetters(ctx, msgs[0].ID, "again"); err != nil || moved {
+			t.Errorf("moving a message twice = %v, %v; want false", moved, err)
+		}
+		if err := s.Ack(ctx, msgs[1].ID); err != nil {
+			t.Fatal(err)
+		}
+		if moved, _ := s.MoveToDeadLetters(ctx, msgs[1].ID, "acked"); moved {
+			t.Error("an acknowledged message was moved to the dead letters")
+		}
+		if n, _ := s.Len(ctx); n != 0 {
+			t.Errorf("Len = %d after moving one and acking the other, want 0", n)
+		}
+		if pending, _ := s.Pending(ctx, 0, 10); len(pending) != 0 {
+			t.Errorf("Pending still lists %d messages", len(pending))
+		}
+		if _, isBolt := s.(*Bolt); isBolt {
+			s.Close()
+			s = open() // the same file: dead letters are durable
+		}
+		defer s.Close()
+		dead, err := s.DeadLetters(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dead) != 1 || dead[0].Reason != "refused 3 times" || string(dead[0].Payload) != "one" || dead[0].Path != "/x" || dead[0].At.IsZero() {
+			t.Fatalf("dead letters after reopening = %+v", dead)
+		}
+		if err := s.DeleteDeadLetter(ctx, dead[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		if dead, _ := s.DeadLetters(ctx); len(dead) != 0 {
+			t.Errorf("dead letters after delete = %+v", dead)
+		}
+	})
+}
