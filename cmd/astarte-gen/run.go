@@ -19,11 +19,14 @@ const (
 
 const usage = `usage: astarte-gen validate [--json] PATH...
        astarte-gen [generate] -o DIR [-pkg NAME] [-check] PATH...
+       astarte-gen breaking [--against REF] [--json] PATH...
 
 Validates Astarte interface files (PATH: a file, or a directory searched
 recursively for *.json) against Astarte's rules. Prints one line per problem,
 file:pointer: message, or a JSON array with --json.
 Exit status: 0 all valid, 1 some invalid, 2 usage or I/O error.
+breaking reports the changes Astarte would refuse against a previous version
+(astarte-gen breaking -h).
 `
 
 // run is the whole command, testable with buffers.
@@ -40,6 +43,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runValidate(args[1:], stdout, stderr)
 	case args[0] == "generate":
 		return runGenerate(args[1:], stdout, stderr)
+	case args[0] == "breaking":
+		return runBreaking(args[1:], stdout, stderr)
 	case strings.HasPrefix(args[0], "-"):
 		return runGenerate(args, stdout, stderr)
 	}
