@@ -338,3 +338,29 @@ func TestCorpusSecondVersion(t *testing.T) {
 		t.Errorf("refused second version (-want +got):\n%s\n%v", diff, got)
 	}
 }
+
+// TestCorpusMajorUpdate uses the update the Rust SDK's end-to-end tests
+// install: a new major that changes mapping types is accepted (a new major
+// is a new interface); the same changes within major 0 are refused.
+func TestCorpusMajorUpdate(t *testing.T) {
+	const dir = "astarte-platform-astarte-device-sdk-rust/e2e-test/interfaces/"
+	const name = "org.astarte-platform.rust.e2etest.ForUpdateDeviceDatastream.json"
+	_, old := loadCorpusFile(t, dir+name)
+	d, update := loadCorpusFile(t, dir+"update/"+name)
+	got := CompareSets([]Loaded{old}, []Loaded{update})
+	want := []string{"warning major_not_deletable /version_major", "note interface_removed "}
+	if diff := cmp.Diff(want, rules(got)); diff != "" {
+		t.Errorf("new major (-want +got):\n%s\n%v", diff, got)
+	}
+
+	d["version_major"], d["version_minor"] = 0, 2
+	got = CompareSets([]Loaded{old}, []Loaded{d.load(t, "same-major.json")})
+	want = []string{
+		"error incompatible_endpoint_change /mappings/0/type",
+		"error incompatible_endpoint_change /mappings/1/type",
+		"error incompatible_endpoint_change /mappings/1/reliability",
+	}
+	if diff := cmp.Diff(want, rules(got)); diff != "" {
+		t.Errorf("same major (-want +got):\n%s\n%v", diff, got)
+	}
+}
