@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -33,20 +31,11 @@ var errNoGit = errors.New("git not found: install git, or give --against a direc
 
 // runBreaking implements "astarte-gen breaking".
 func runBreaking(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("breaking", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, breakingUsage) }
+	fs := newFlagSet("breaking", breakingUsage, stderr)
 	against := fs.String("against", "", "previous interfaces: a directory, a file or a git revision")
 	asJSON := fs.Bool("json", false, "print findings as a JSON array")
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return exitOK
-		}
-		return exitUsage
-	}
-	if fs.NArg() == 0 {
-		fmt.Fprintf(stderr, "astarte-gen breaking: no PATH given\n\n%s", breakingUsage)
-		return exitUsage
+	if code, ok := parsePaths(fs, args, breakingUsage, stderr); !ok {
+		return code
 	}
 	current, err := schema.Load(fs.Args())
 	if err != nil {
@@ -59,7 +48,7 @@ func runBreaking(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	findings := compareWith(previous, current)
-	if err := printFindings(stdout, findings, *asJSON); err != nil {
+	if err := printAll(stdout, findings, *asJSON); err != nil {
 		fmt.Fprintf(stderr, "astarte-gen breaking: %v\n", err)
 		return exitUsage
 	}
@@ -85,21 +74,6 @@ func compareWith(previous []schema.Loaded, current *schema.Result) []schema.Find
 		}
 	}
 	return findings
-}
-
-func printFindings(w io.Writer, findings []schema.Finding, asJSON bool) error {
-	if !asJSON {
-		for _, f := range findings {
-			fmt.Fprintln(w, f)
-		}
-		return nil
-	}
-	if findings == nil {
-		findings = []schema.Finding{}
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(findings)
 }
 
 // loadPrevious loads the previous interfaces named by against (a path, or
