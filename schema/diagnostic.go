@@ -6,20 +6,25 @@ import (
 	"strings"
 )
 
-// Severity tells an error (the interface is rejected) from a warning (a
-// deprecated or meaningless form Astarte still accepts).
+// Severity tells an error (Astarte refuses the interface or the change)
+// from a warning (a deprecated, meaningless or risky form Astarte still
+// accepts) and a note (worth knowing, nothing to fix).
 type Severity int
 
 // Severities.
 const (
 	SeverityError Severity = iota
 	SeverityWarning
+	SeverityNote
 )
 
-// String returns "error" or "warning".
+// String returns "error", "warning" or "note".
 func (s Severity) String() string {
-	if s == SeverityWarning {
+	switch s {
+	case SeverityWarning:
 		return "warning"
+	case SeverityNote:
+		return "note"
 	}
 	return "error"
 }
@@ -39,11 +44,11 @@ type Diagnostic struct {
 }
 
 // String formats the diagnostic as "file:pointer: message", with
-// "warning: " before the message of a warning.
+// "warning: " or "note: " before the message of a warning or a note.
 func (d Diagnostic) String() string {
 	msg := d.Message
-	if d.Severity == SeverityWarning {
-		msg = "warning: " + msg
+	if d.Severity != SeverityError {
+		msg = d.Severity.String() + ": " + msg
 	}
 	return d.File + ":" + d.Pointer + ": " + msg
 }

@@ -21,9 +21,7 @@ listing the files that differ, when DIR is not up to date.
 
 // runGenerate implements "astarte-gen generate" (and the bare form).
 func runGenerate(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, generateUsage) }
+	fs := newFlagSet("generate", generateUsage, stderr)
 	out := fs.String("o", "", "output directory")
 	pkg := fs.String("pkg", "", "Go package name (default: base name of -o)")
 	check := fs.Bool("check", false, "write nothing; exit 1 if the output is not up to date")

@@ -5,6 +5,7 @@
 //
 //	astarte-gen validate [--json] PATH...
 //	astarte-gen [generate] -o DIR [-pkg NAME] [-check] PATH...
+//	astarte-gen breaking [--against REF] [--json] PATH...
 //
 // generate validates like validate (nothing is written if any file is
 // invalid), then writes one Go file per interface plus astarte.go into DIR;
@@ -15,6 +16,13 @@
 // "file:pointer: warning: message"); --json prints them as a JSON array
 // instead. The exit status is 0 when every file is valid, 1 when any is
 // invalid, and 2 for usage or I/O errors.
+//
+// breaking compares every interface under PATH with its previous version —
+// REF: a directory or file, or a git revision of the repository holding
+// PATH; by default the merge base with the default branch — matched by
+// name and major, and reports each change Astarte would refuse with the
+// platform's error name and a fix, plus warnings and notes. It exits 0
+// when nothing would be refused, 1 otherwise, 2 for usage or I/O errors.
 package main
 
 import (

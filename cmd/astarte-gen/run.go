@@ -19,11 +19,14 @@ const (
 
 const usage = `usage: astarte-gen validate [--json] PATH...
        astarte-gen [generate] -o DIR [-pkg NAME] [-check] PATH...
+       astarte-gen breaking [--against REF] [--json] PATH...
 
 Validates Astarte interface files (PATH: a file, or a directory searched
 recursively for *.json) against Astarte's rules. Prints one line per problem,
 file:pointer: message, or a JSON array with --json.
 Exit status: 0 all valid, 1 some invalid, 2 usage or I/O error.
+breaking reports the changes Astarte would refuse against a previous version
+(astarte-gen breaking -h).
 `
 
 // run is the whole command, testable with buffers.
@@ -40,6 +43,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runValidate(args[1:], stdout, stderr)
 	case args[0] == "generate":
 		return runGenerate(args[1:], stdout, stderr)
+	case args[0] == "breaking":
+		return runBreaking(args[1:], stdout, stderr)
 	case strings.HasPrefix(args[0], "-"):
 		return runGenerate(args, stdout, stderr)
 	}
@@ -48,43 +53,64 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func runValidate(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	fs := newFlagSet("validate", usage, stderr)
 	asJSON := fs.Bool("json", false, "print diagnostics as a JSON array")
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return exitOK
-		}
-		return exitUsage
-	}
-	if fs.NArg() == 0 {
-		fmt.Fprintf(stderr, "astarte-gen validate: no PATH given\n\n%s", usage)
-		return exitUsage
+	if code, ok := parsePaths(fs, args, usage, stderr); !ok {
+		return code
 	}
 	res, err := schema.Load(fs.Args())
 	if err != nil {
 		fmt.Fprintf(stderr, "astarte-gen validate: %v\n", err)
 		return exitUsage
 	}
-	if *asJSON {
-		diags := res.Diagnostics
-		if diags == nil {
-			diags = []schema.Diagnostic{}
-		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(diags); err != nil {
-			fmt.Fprintf(stderr, "astarte-gen validate: %v\n", err)
-			return exitUsage
-		}
-	} else {
-		for _, d := range res.Diagnostics {
-			fmt.Fprintln(stdout, d)
-		}
+	if err := printAll(stdout, res.Diagnostics, *asJSON); err != nil {
+		fmt.Fprintf(stderr, "astarte-gen validate: %v\n", err)
+		return exitUsage
 	}
 	if len(res.Errors()) > 0 {
 		return exitInvalid
 	}
 	return exitOK
+}
+
+// newFlagSet returns the flag set of a subcommand, which prints usage on
+// -h and on bad flags.
+func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	return fs
+}
+
+// parsePaths parses the flags of a subcommand that needs at least one
+// PATH. When ok is false the command is over and exits with code.
+func parsePaths(fs *flag.FlagSet, args []string, usage string, stderr io.Writer) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return exitOK, false
+		}
+		return exitUsage, false
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprintf(stderr, "astarte-gen %s: no PATH given\n\n%s", fs.Name(), usage)
+		return exitUsage, false
+	}
+	return exitOK, true
+}
+
+// printAll writes items one per line, or as an indented JSON array
+// (empty, never null, when there are none).
+func printAll[T fmt.Stringer](w io.Writer, items []T, asJSON bool) error {
+	if !asJSON {
+		for _, item := range items {
+			fmt.Fprintln(w, item)
+		}
+		return nil
+	}
+	if items == nil {
+		items = []T{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(items)
 }
