@@ -5,42 +5,36 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/url"
 	"sync"
 	"time"
 
-	"github.com/astarte-gen/astarte-gen/runtime/store"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/astarte-gen/astarte-gen/runtime/store"
 )
 
-// errConnLost completes the in-flight messages of a lost connection.
-var errConnLost = errors.New("connection lost before acknowledgement")
+// errConnLost ends waits on a connection that went away.
+var errConnLost = errors.New("connection lost")
 
 // metaIntrospection is the store key of the last introspection fully synced.
 const metaIntrospection = "introspection"
 
-// conn is one MQTT connection. Each connection gets a fresh paho client:
-// paho never completes the tokens of a lost persistent-session connection,
-// and its own resend of in-flight packets would publish data before the
-// introspection; the runtime's queues resend instead.
+// conn is one MQTT connection: a paho client that lives as long as the
+// connection, over a TLS connection the device dialled itself. The session
+// state it uses (packet identifiers, unacknowledged packets) belongs to the
+// device and carries over to the next conn.
 type conn struct {
 	client         mqtt.Client
 	sessionPresent bool
-	lost           chan struct{}
+	lost           chan struct{} // closed once the connection is gone
 	once           sync.Once
 }
 
 // markLost closes lost once.
 func (c *conn) markLost() { c.once.Do(func() { close(c.lost) }) }
-
-// close disconnects and marks the connection lost.
-func (c *conn) close() {
-	c.markLost()
-	c.client.Disconnect(100)
-}
 
 // isLost reports whether the connection is gone.
 func (c *conn) isLost() bool {
@@ -52,233 +46,65 @@ func (c *conn) isLost() bool {
 	}
 }
 
-// Connect pairs if needed, connects, and returns once the device is
-// connected and synchronised (spec §3.11), or with the error. Transient
-// failures (network, broker or Pairing API unavailable) are retried with
-// jittered exponential backoff until ctx ends; permanent ones (wrong secret,
-// device unknown, credentials inhibited) are returned at once. After a
-// successful Connect the device reconnects by itself until Close.
-func (d *Device) Connect(ctx context.Context) error {
-	d.mu.Lock()
-	switch {
-	case d.state == Closed:
-		d.mu.Unlock()
-		return ErrClosed
-	case d.started:
-		d.mu.Unlock()
-		return errors.New("astarte: Connect called twice")
-	}
-	d.started = true
-	d.mu.Unlock()
-	d.loops.Do(func() {
-		d.wg.Add(2)
-		go d.ackLoop()
-		go d.dispatchLoop()
-	})
-	runCtx, cancel := context.WithCancel(context.Background())
-	stop := context.AfterFunc(ctx, cancel) // the first attempt obeys ctx
-	go func() {
-		select {
-		case <-d.closing:
-		case <-runCtx.Done():
-		}
-		cancel()
-	}()
-	ready := make(chan error, 1)
-	d.wg.Add(1)
-	go d.supervise(runCtx, ready)
-	err := <-ready
-	stop()
-	if err != nil {
-		cancel()
-		d.mu.Lock()
-		d.started = false // a later Connect may try again
-		d.mu.Unlock()
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-	}
-	return err
-}
-
-// supervise keeps the device connected until ctx ends. The first outcome
-// (synced, or a permanent error) goes to ready.
-func (d *Device) supervise(ctx context.Context, ready chan<- error) {
-	defer d.wg.Done()
-	first := true
-	for attempt := 0; ; attempt++ {
-		c, err := d.connectOnce(ctx)
-		if err == nil {
-			attempt = -1
-			if first {
-				ready <- nil
-				first = false
-			}
-			d.holdConnection(ctx, c)
-			d.dropConn(c)
-		} else if ctx.Err() == nil {
-			if first && isPermanent(err) {
-				ready <- err
-				return
-			}
-			d.report("connection attempt failed", err, "attempt", attempt+1)
-		}
-		if ctx.Err() != nil {
-			if first {
-				ready <- ctx.Err()
-			}
-			return
-		}
-		d.setState(Disconnected)
-		select {
-		case <-time.After(d.backoff(attempt)):
-		case <-ctx.Done():
-		}
-	}
-}
-
-// holdConnection waits until c is lost or ctx ends, renewing the
-// certificate when it reaches the renewal point: the new certificate is
-// used by the next connection, so c is closed once it is in hand. Queued
-// data stays in the store and is resent on the new connection.
-func (d *Device) holdConnection(ctx context.Context, c *conn) {
-	for {
-		var renew <-chan time.Time
-		timer := time.NewTimer(0)
-		timer.Stop()
-		if at := d.creds.renewAt(); !at.IsZero() {
-			timer.Reset(max(time.Until(at), 0))
-			renew = timer.C
-		}
-		select {
-		case <-c.lost:
-			timer.Stop()
-			return
-		case <-ctx.Done():
-			timer.Stop()
-			return
-		case <-renew:
-			if err := d.creds.renew(ctx); err != nil {
-				d.report("renewing the client certificate", err)
-				select { // try again later, or when the connection drops
-				case <-c.lost:
-				case <-ctx.Done():
-				case <-time.After(d.cfg.ReconnectMax):
-				}
-				if c.isLost() || ctx.Err() != nil {
-					return
-				}
-				continue
-			}
-			d.log.Info("client certificate renewed; reconnecting with it")
-			c.close()
-			return
-		}
-	}
-}
-
-// backoff is the delay before attempt n+1: exponential from ReconnectMin,
-// capped at ReconnectMax, with 50 % jitter so that a fleet disconnected at
-// once does not come back at once.
-func (d *Device) backoff(attempt int) time.Duration {
-	delay := d.cfg.ReconnectMin
-	for i := 0; i < attempt && delay < d.cfg.ReconnectMax; i++ {
-		delay *= 2
-	}
-	delay = min(delay, d.cfg.ReconnectMax)
-	return delay/2 + rand.N(delay/2+1)
-}
-
-// permanentError marks errors that retrying cannot fix.
-type permanentError struct{ error }
-
-func (e permanentError) Unwrap() error { return e.error }
-
-func isPermanent(err error) bool {
-	var p permanentError
-	return errors.As(err, &p) || errors.Is(err, ErrConfig)
-}
-
-// connectOnce makes one connection attempt and synchronises it.
-func (d *Device) connectOnce(ctx context.Context) (*conn, error) {
-	d.setState(Connecting)
-	cert, broker, err := d.creds.credentials(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("credentials: %w", err)
-	}
-	c, err := d.dial(ctx, cert, broker)
-	if err != nil {
-		if isRejection(err) {
-			if rerr := d.creds.rejected(ctx, err); rerr != nil {
-				return nil, fmt.Errorf("broker refused the certificate (%v); renewing: %w", err, rerr)
-			}
-		}
-		return nil, err
-	}
-	d.mu.Lock()
-	if d.state == Closed {
-		d.mu.Unlock()
-		c.close()
-		return nil, ErrClosed
-	}
-	d.conn, d.synced = c, false
-	d.backlog = backlog{}
-	d.mu.Unlock()
-	if err := d.sync(ctx, c); err != nil {
-		c.close()
-		d.dropConn(c)
-		return nil, fmt.Errorf("sync: %w", err)
-	}
-	d.setState(Connected)
-	d.wg.Add(1)
-	go d.release(ctx, c)
-	return c, nil
-}
-
-// dropConn forgets c if it is still the current connection.
-func (d *Device) dropConn(c *conn) {
+// close disconnects (waiting for paho's goroutines to stop) and marks the
+// connection lost.
+func (c *conn) close() {
+	c.client.Disconnect(50)
 	c.markLost()
-	d.mu.Lock()
-	if d.conn == c {
-		d.conn, d.synced = nil, false
-		d.backlog = backlog{}
-	}
-	d.mu.Unlock()
 }
 
-// isRejection reports whether a connection error means the broker refused
-// our identity (as opposed to being unreachable).
-func isRejection(err error) bool {
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "remote error" {
-		return true // a TLS alert from the broker: it refused our certificate
-	}
-	return errors.Is(err, packets.ErrorRefusedNotAuthorised) || errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword)
-}
-
-// dial opens a TLS MQTT connection with a persistent session.
+// dial opens a TLS connection to the broker and an MQTT session on it
+// (clean session false), bounded by ctx. The CONNACK's session-present
+// flag is read as it arrives: when the broker lost the session, the
+// device's session state is cleared before paho would replay it.
 func (d *Device) dial(ctx context.Context, cert tls.Certificate, broker string) (*conn, error) {
 	u, err := url.Parse(broker)
 	if err != nil {
-		return nil, fmt.Errorf("broker URL %q: %w", broker, err)
+		return nil, permanentError{fmt.Errorf("%w: broker URL %q: %w", ErrConfig, broker, err)}
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "8883")
+	}
+	dialer := &tls.Dialer{NetDialer: &net.Dialer{}, Config: &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		RootCAs:            d.cfg.RootCAs,
+		InsecureSkipVerify: d.cfg.InsecureSkipVerify, //nolint:gosec // explicit opt-in for test instances
+		ServerName:         u.Hostname(),
+		Certificates:       []tls.Certificate{cert},
+	}}
+	raw, err := dialer.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", broker, err)
 	}
 	c := &conn{lost: make(chan struct{})}
+	view := d.session.view()
+	watched := &connackConn{Conn: raw, onConnack: func(present bool) {
+		c.sessionPresent = present
+		if !present {
+			d.session.lost()
+		}
+	}}
+	handed := false
 	opts := mqtt.NewClientOptions().
 		AddBroker(broker).
 		SetClientID(d.base).
+		SetProtocolVersion(4).
 		SetCleanSession(false).
 		SetAutoReconnect(false).
 		SetConnectRetry(false).
 		SetResumeSubs(false).
 		SetKeepAlive(d.cfg.KeepAlive).
-		SetConnectTimeout(30 * time.Second).
+		SetConnectTimeout(connectTimeout(ctx)).
+		SetWriteTimeout(d.cfg.WriteTimeout).
 		SetOrderMatters(true).
-		SetTLSConfig(&tls.Config{
-			MinVersion:         tls.VersionTLS12,
-			RootCAs:            d.cfg.RootCAs,
-			InsecureSkipVerify: d.cfg.InsecureSkipVerify, //nolint:gosec // explicit opt-in for test instances
-			ServerName:         u.Hostname(),
-			Certificates:       []tls.Certificate{cert},
+		SetStore(view).
+		SetCustomOpenConnectionFn(func(*url.URL, mqtt.ClientOptions) (net.Conn, error) {
+			if handed { // paho must not dial again on its own
+				return nil, errors.New("astarte: connection already used")
+			}
+			handed = true
+			return watched, nil
 		}).
 		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { d.enqueueIncoming(c, m) }).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
@@ -289,11 +115,42 @@ func (d *Device) dial(ctx context.Context, cert tls.Certificate, broker string) 
 	tok := c.client.Connect()
 	if err := waitToken(ctx, tok, nil); err != nil {
 		c.client.Disconnect(0)
+		_ = raw.Close()
 		return nil, fmt.Errorf("connect to %s: %w", broker, err)
 	}
-	c.sessionPresent = tok.(*mqtt.ConnectToken).SessionPresent()
 	d.log.Info("connected", "broker", broker, "session_present", c.sessionPresent)
 	return c, nil
+}
+
+// connectTimeout bounds the MQTT handshake by ctx (paho has no context).
+func connectTimeout(ctx context.Context) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		return max(time.Until(dl), time.Millisecond)
+	}
+	return 30 * time.Second
+}
+
+// connackConn reports the session-present flag of the CONNACK, the first
+// four bytes the broker sends (0x20 0x02 flags code), before paho acts on it.
+type connackConn struct {
+	net.Conn
+	seen      int
+	header    [4]byte
+	onConnack func(sessionPresent bool)
+}
+
+// Read implements net.Conn. paho reads the CONNACK before starting its
+// other goroutines, so Read is never called concurrently while seen < 4.
+func (c *connackConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if c.seen < len(c.header) && n > 0 {
+		k := copy(c.header[c.seen:], p[:n])
+		c.seen += k
+		if c.seen == len(c.header) && c.header[0] == 0x20 && c.header[3] == packets.Accepted {
+			c.onConnack(c.header[2]&1 == 1)
+		}
+	}
+	return n, err
 }
 
 // waitToken waits for a paho token, the context, or the loss of c (if any).
@@ -312,11 +169,26 @@ func waitToken(ctx context.Context, tok mqtt.Token, c *conn) error {
 	}
 }
 
+// isRejection reports whether a connection error means the broker refused
+// our identity (as opposed to being unreachable).
+func isRejection(err error) bool {
+	var alert tls.AlertError
+	if errors.As(err, &alert) {
+		return true // a TLS alert from the broker: it refused our certificate
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "remote error" {
+		return true
+	}
+	return errors.Is(err, packets.ErrorRefusedNotAuthorised) || errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword)
+}
+
 // sync runs the connect sequence of spec §3.11. Without a session (or with
 // a changed introspection): subscribe and wait for the SUBACK, publish the
-// introspection, emptyCache, then the device properties and the
-// producer/properties purge list. With a session: only the device
-// properties changed while offline.
+// introspection, emptyCache, the producer/properties purge list, and mark
+// every device property to be resent. With a session: mark only the
+// properties changed while offline. The owner loop sends marked properties
+// right after.
 func (d *Device) sync(ctx context.Context, c *conn) error {
 	last, _, err := d.store.Meta(ctx, metaIntrospection)
 	if err != nil {
@@ -334,16 +206,17 @@ func (d *Device) sync(ctx context.Context, c *conn) error {
 			return fmt.Errorf("emptyCache: %w", err)
 		}
 	}
-	d.mu.Lock()
-	d.synced = true
-	d.mu.Unlock()
-	if err := d.syncProperties(ctx, c, full); err != nil {
+	set, err := d.markProperties(ctx, full)
+	if err != nil {
 		return fmt.Errorf("device properties: %w", err)
 	}
-	if full {
-		return d.store.PutMeta(ctx, metaIntrospection, []byte(d.introspection))
+	if !full {
+		return nil
 	}
-	return nil
+	if err := d.publishWait(ctx, c, d.base+"/control/producer/properties", EncodePurge(set)); err != nil {
+		return fmt.Errorf("producer/properties: %w", err)
+	}
+	return d.store.PutMeta(ctx, metaIntrospection, []byte(d.introspection))
 }
 
 // subscribe subscribes to the server's purge lists and every server-owned
@@ -367,16 +240,17 @@ func (d *Device) subscribe(ctx context.Context, c *conn) error {
 	return nil
 }
 
-// publishWait publishes at QoS 2 and waits for completion (control
-// messages of the sync).
+// publishWait publishes a control message at QoS 2 and waits for its
+// completion.
 func (d *Device) publishWait(ctx context.Context, c *conn, topic string, payload []byte) error {
 	return waitToken(ctx, c.client.Publish(topic, 2, false, payload), c)
 }
 
-// syncProperties sends device-owned properties: after a full sync every set
-// one, the purge list, and no pending unsets (the purge list removes them);
-// otherwise the ones changed while offline.
-func (d *Device) syncProperties(ctx context.Context, c *conn, full bool) error {
+// markProperties marks device-owned properties for the owner loop to send:
+// after a full sync every set one (pending unsets are dropped: the purge
+// list removes them), otherwise the ones changed while offline. It returns
+// the paths of every set property, for the purge list.
+func (d *Device) markProperties(ctx context.Context, full bool) ([]string, error) {
 	var set []string
 	for _, i := range d.sorted {
 		if i.Type != Properties || i.Ownership != OwnershipDevice {
@@ -384,7 +258,7 @@ func (d *Device) syncProperties(ctx context.Context, c *conn, full bool) error {
 		}
 		props, err := d.store.Properties(ctx, i.Name)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, p := range props {
 			if p.Major != i.Major {
@@ -393,48 +267,27 @@ func (d *Device) syncProperties(ctx context.Context, c *conn, full bool) error {
 			if p.Value != nil {
 				set = append(set, i.Name+p.Path)
 			}
-			if full || p.Unsent {
-				if err := d.resendProperty(ctx, c, p, full); err != nil {
-					return err
+			switch {
+			case p.Value == nil && full:
+				if err := d.dropTombstone(ctx, p.PropertyKey); err != nil {
+					return nil, err
 				}
+			case full || p.Unsent:
+				d.markDirty(p.PropertyKey, full)
 			}
 		}
 	}
-	if !full {
-		return nil
-	}
-	return d.publishWait(ctx, c, d.base+"/control/producer/properties", EncodePurge(set))
+	return set, nil
 }
 
-// resendProperty publishes a stored property (a value, or an unset for a
-// tombstone) during a sync and settles the store when the broker
-// acknowledges it.
-func (d *Device) resendProperty(ctx context.Context, c *conn, p store.Property, full bool) error {
-	if p.Value == nil && full {
-		// The purge list sent after a full sync removes it on the server.
-		d.propMu.Lock()
-		defer d.propMu.Unlock()
-		cur, ok, err := d.store.Property(ctx, p.PropertyKey)
-		if err != nil || !ok || cur.Value != nil {
-			return err // set again meanwhile: that set publishes itself
-		}
-		return d.store.DeleteProperty(ctx, p.PropertyKey)
+// dropTombstone deletes a pending unset that a full sync's purge list
+// makes unnecessary, unless the property was set again meanwhile.
+func (d *Device) dropTombstone(ctx context.Context, k store.PropertyKey) error {
+	d.propMu.Lock()
+	defer d.propMu.Unlock()
+	cur, ok, err := d.store.Property(ctx, k)
+	if err != nil || !ok || cur.Value != nil {
+		return err
 	}
-	topic := d.base + "/" + p.Interface + p.Path
-	return d.publishTracked(ctx, c, topic, 2, p.Value, func(err error) { d.propertyAcked(p, err) })
-}
-
-// release sends what waited for the connection: the volatile queue, then
-// the stored queue in order; afterwards sends publish directly.
-func (d *Device) release(ctx context.Context, c *conn) {
-	defer d.wg.Done()
-	if err := d.drainVolatile(ctx, c); err != nil {
-		if !c.isLost() && ctx.Err() == nil {
-			d.report("resending volatile data", err)
-		}
-		return
-	}
-	if err := d.drainStored(ctx, c); err != nil && !c.isLost() && ctx.Err() == nil {
-		d.report("resending stored data", err)
-	}
+	return d.store.DeleteProperty(ctx, k)
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/astarte-gen/astarte-gen/runtime/store"
@@ -51,6 +52,15 @@ type Config struct {
 	// MaxInFlight bounds the QoS 1 and 2 messages awaiting acknowledgement;
 	// 0 means 512. paho does not bound them itself.
 	MaxInFlight int
+	// WriteTimeout bounds how long handing one packet to the connection may
+	// take before the connection is considered stuck and replaced; 0 means
+	// 5 s. It never delays a caller: sends are bounded by their context.
+	WriteTimeout time.Duration
+	// MaxRefusals is how many times in a row the server may drop the
+	// connection right after the same stored message (the oldest it had not
+	// acknowledged) before that message is moved to the dead letters and
+	// reported through OnError; 0 means 3. See Device.DeadLetters.
+	MaxRefusals int
 	// VolatileCapacity bounds the volatile-retention queue (default 1000);
 	// when full the oldest entry is dropped and counted.
 	VolatileCapacity int
@@ -62,8 +72,9 @@ type Config struct {
 	// OnStateChange, when set, is called on every connection state change.
 	// It must not block.
 	OnStateChange func(State)
-	// OnError, when set, receives errors that have no caller to return to:
-	// invalid data from the server, handler errors, failed resends. It must
+	// OnError, when set, receives errors that have no caller to return to,
+	// each an *Error saying what failed (invalid data from the server, a
+	// handler's error, a dead letter, a failed connection attempt). It must
 	// not block.
 	OnError func(error)
 
@@ -123,7 +134,8 @@ type ifaceInfo struct {
 }
 
 // Device is one Astarte device: its connection, interfaces, store and
-// handlers. It is safe for concurrent use.
+// handlers. It is safe for concurrent use; see the package documentation
+// for who owns what and how each method behaves in each state.
 type Device struct {
 	cfg           Config
 	log           *slog.Logger
@@ -138,23 +150,40 @@ type Device struct {
 	ownsStore bool
 	// propMu serialises the read-modify-write of device properties in the
 	// store (set, unset, and the acknowledgement that clears "unsent").
-	propMu   sync.Mutex
-	creds    credentialSource
-	window   chan struct{} // a slot per unacknowledged publish
-	tracked  chan inflight
+	propMu sync.Mutex
+	creds  credentialSource
+
+	// session is the MQTT session state shared by successive connections;
+	// the owner loop is the only goroutine that publishes into it.
+	session *session
+	// wake tells the owner loop that senders queued something.
+	wake chan struct{}
+	// discards carries discard-retention messages to the owner loop.
+	discards chan outbound
 	incoming chan incoming
-	closing  chan struct{}
-	wg       sync.WaitGroup
+	closing  chan struct{} // closed by Close
+	// handlerCtx is the context handlers run with; Close cancels it.
+	handlerCtx    context.Context
+	cancelHandler context.CancelFunc
+	wg            sync.WaitGroup
 
 	mu       sync.Mutex
 	state    State
-	conn     *conn
-	synced   bool // the current connection finished its sync
-	backlog  backlog
+	started  bool // Connect succeeded or is running
 	volatile ring
+	dirty    map[store.PropertyKey]bool // device properties to publish; true: even if sent
 	handlers map[string]HandlerFunc
-	started  bool
-	loops    sync.Once
+	lastErr  error // cause of the last failed connection attempt
+	// progress is closed and replaced whenever queued data was settled or
+	// the state changed, while Flush calls (flushers) wait on it.
+	progress chan struct{}
+	flushers atomic.Int32
+	// busy counts messages taken from a queue and not yet handed to the
+	// connection (Flush must not see them as gone).
+	busy atomic.Int64
+	// online mirrors state == Connected for the senders' fast path.
+	online    atomic.Bool
+	dispatchs sync.Once
 }
 
 // New validates cfg and the interfaces and returns a Device. It opens the
@@ -169,13 +198,17 @@ func New(cfg Config, interfaces ...*Interface) (*Device, error) {
 		base:     cfg.Realm + "/" + cfg.DeviceID,
 		byPtr:    map[*Interface]*ifaceInfo{},
 		byName:   map[string]*ifaceInfo{},
+		session:  newSession(),
+		wake:     make(chan struct{}, 1),
+		discards: make(chan outbound, 64),
 		closing:  make(chan struct{}),
-		window:   make(chan struct{}, cfg.MaxInFlight),
-		tracked:  make(chan inflight, cfg.MaxInFlight),
 		incoming: make(chan incoming, 256),
 		handlers: map[string]HandlerFunc{},
+		dirty:    map[store.PropertyKey]bool{},
 		volatile: ring{limit: cfg.VolatileCapacity},
+		progress: make(chan struct{}),
 	}
+	d.handlerCtx, d.cancelHandler = context.WithCancel(context.Background())
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -244,6 +277,12 @@ func checkConfig(cfg *Config) error {
 	}
 	if cfg.StoredCapacity <= 0 {
 		cfg.StoredCapacity = 1_000_000
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 5 * time.Second
+	}
+	if cfg.MaxRefusals <= 0 {
+		cfg.MaxRefusals = 3
 	}
 	return nil
 }
@@ -359,9 +398,15 @@ func (d *Device) lookup(iface *Interface) (*ifaceInfo, error) {
 }
 
 // Handle registers h for a server-owned interface of the device, replacing
-// any previous handler. Messages arriving before a handler is registered are
-// still validated and cached (properties) but not delivered.
+// any previous handler. Handlers run one at a time, in arrival order, on one
+// goroutine (see HandlerFunc). Registered after Connect, h first receives
+// every server property of the interface already cached, as if it had just
+// arrived, so that no handler misses state the server set before it was
+// registered.
 func (d *Device) Handle(iface *Interface, h HandlerFunc) error {
+	if d.isClosed() {
+		return ErrClosed
+	}
 	info, err := d.lookup(iface)
 	if err != nil {
 		return err
@@ -371,15 +416,26 @@ func (d *Device) Handle(iface *Interface, h HandlerFunc) error {
 	}
 	d.mu.Lock()
 	d.handlers[info.Name] = h
+	replay := d.started && info.Type == Properties
 	d.mu.Unlock()
+	if replay {
+		select {
+		case d.incoming <- incoming{replay: info}:
+		case <-d.closing:
+			return ErrClosed
+		}
+	}
 	return nil
 }
 
+// setState records a state change and reports it to the hook.
 func (d *Device) setState(s State) {
 	d.mu.Lock()
 	changed := d.state != s && d.state != Closed
 	if changed {
 		d.state = s
+		d.online.Store(s == Connected)
+		d.progressed()
 	}
 	d.mu.Unlock()
 	if changed {
@@ -390,6 +446,15 @@ func (d *Device) setState(s State) {
 	}
 }
 
+// progressed wakes Flush waiters; d.mu must be held.
+func (d *Device) progressed() {
+	if d.flushers.Load() == 0 {
+		return
+	}
+	close(d.progress)
+	d.progress = make(chan struct{})
+}
+
 // State returns the current connection state.
 func (d *Device) State() State {
 	d.mu.Lock()
@@ -398,39 +463,51 @@ func (d *Device) State() State {
 }
 
 // report sends an error that has no caller to the log and OnError.
-func (d *Device) report(msg string, err error, attrs ...any) {
-	d.log.Warn(msg, append(attrs, "err", err)...)
+func (d *Device) report(err *Error) {
+	d.log.Warn(err.Op, "interface", err.Interface, "path", err.Path, "err", err.Err)
 	if d.cfg.OnError != nil {
-		d.cfg.OnError(fmt.Errorf("%s: %w", msg, err))
+		d.cfg.OnError(err)
 	}
 }
 
-// Close disconnects and releases the store. Data queued with stored
-// retention stays on disk; volatile data is lost.
+func (d *Device) isClosed() bool {
+	select {
+	case <-d.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close disconnects, stops every goroutine of the device, cancels the
+// handlers' context and releases the store. Data queued with stored
+// retention and device properties stay in the store; volatile data is lost.
+// The store is released even when ctx ends first; Close then returns an
+// error naming what was still running (typically a handler that ignores its
+// context), which exits on its own. A second Close returns ErrClosed.
 func (d *Device) Close(ctx context.Context) error {
 	d.mu.Lock()
 	if d.state == Closed {
 		d.mu.Unlock()
-		return nil
+		return ErrClosed
 	}
 	d.state = Closed
-	c := d.conn
-	d.conn = nil
+	d.online.Store(false)
+	d.progressed()
 	d.mu.Unlock()
 	close(d.closing)
-	if c != nil {
-		c.close()
-	}
+	d.cancelHandler()
 	done := make(chan struct{})
 	go func() { d.wg.Wait(); close(done) }()
+	var err error
 	select {
 	case <-done:
 	case <-ctx.Done():
-		return ctx.Err()
+		err = fmt.Errorf("astarte: close: %w: a handler or the connection was still running; the store was released anyway", ctx.Err())
 	}
 	d.closeStore()
 	if d.cfg.OnStateChange != nil {
 		d.cfg.OnStateChange(Closed)
 	}
-	return nil
+	return err
 }

@@ -245,11 +245,16 @@ func next(t *testing.T, ch <-chan *astarte.Incoming) *astarte.Incoming {
 func TestDevicePropertiesSetUnsetAndDedup(t *testing.T) {
 	f := newFixture(t)
 	ctx := ctxT(t)
-	for _, v := range []int32{10, 10, 20} { // the repeated 10 publishes nothing
+	// The owner loop sends the latest value of a property, so changes made
+	// before the previous one was sent may be coalesced: wait for each.
+	for n, v := range []int32{10, 10, 20} { // the repeated 10 publishes nothing
 		m := f.d.Message(deviceProps, 0, "l1")
 		m.Integer(v)
 		if err := m.Send(ctx, time.Time{}); err != nil {
 			t.Fatal(err)
+		}
+		if n != 1 {
+			f.a.WaitReceived(t, f.id, min(n+1, 2))
 		}
 	}
 	if err := f.d.Unset(ctx, deviceProps, 0, "l1"); err != nil {

@@ -44,3 +44,53 @@ var (
 	// ErrClosed: the device was closed.
 	ErrClosed = errors.New("device closed")
 )
+
+// Sentinels an *Error reported through Config.OnError matches with
+// errors.Is, one per kind of problem.
+var (
+	// ErrServerData: the server sent data the device refuses (unknown
+	// interface or path, wrong type, malformed payload). Nothing was
+	// delivered; the connection stays up.
+	ErrServerData = errors.New("invalid data from the server")
+	// ErrHandler: an application handler returned an error.
+	ErrHandler = errors.New("handler failed")
+	// ErrDeadLetter: a stored message was moved to the dead letters because
+	// the server kept dropping the connection right after it.
+	ErrDeadLetter = errors.New("stored message moved to the dead letters")
+	// ErrConnection: a connection attempt failed (the device retries).
+	ErrConnection = errors.New("connection attempt failed")
+	// ErrStore: the store failed while settling queued data.
+	ErrStore = errors.New("store failure")
+)
+
+// Error is what Config.OnError receives: what went wrong (Kind, one of the
+// sentinels above), on which interface and path when there is one, and the
+// cause.
+type Error struct {
+	Kind      error
+	Interface string // empty when not about one interface
+	Path      string
+	Err       error
+	// Op is a short description for logs.
+	Op string
+}
+
+// Error implements error: "<kind>: <interface><path>: <cause>".
+func (e *Error) Error() string {
+	msg := e.Kind.Error()
+	if e.Interface != "" {
+		msg += ": " + e.Interface + e.Path
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap returns the kind and the cause, so that errors.Is matches both.
+func (e *Error) Unwrap() []error {
+	if e.Err == nil {
+		return []error{e.Kind}
+	}
+	return []error{e.Kind, e.Err}
+}

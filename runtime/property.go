@@ -31,40 +31,44 @@ func (d *Device) putProperty(ctx context.Context, p store.Property, change func(
 	defer d.propMu.Unlock()
 	prev, ok, err := d.store.Property(ctx, p.PropertyKey)
 	if err != nil {
-		return false, fmt.Errorf("read property %s%s: %w", p.Interface, p.Path, err)
+		return false, fmt.Errorf("read property %s%s: %w", p.Interface, p.Path, d.storeErr(err))
 	}
 	if !change(prev, ok) {
 		return false, nil
 	}
 	if err := d.store.PutProperty(ctx, p); err != nil {
-		return false, fmt.Errorf("store property %s%s: %w", p.Interface, p.Path, err)
+		return false, fmt.Errorf("store property %s%s: %w", p.Interface, p.Path, d.storeErr(err))
 	}
 	return true, nil
 }
 
-// publishProperty publishes a stored change if the device is synced; the
-// ack clears the unsent mark. Offline, the change waits for the next sync.
-func (d *Device) publishProperty(ctx context.Context, p store.Property, topic string) error {
-	c := d.current()
-	if c == nil {
-		return nil
-	}
-	return d.publishTracked(ctx, c, topic, 2, p.Value, func(err error) { d.propertyAcked(p, err) })
+// publishProperty marks a stored change for the owner loop, which sends it
+// when connected (offline, the next sync does); the acknowledgement clears
+// the unsent mark.
+func (d *Device) publishProperty(_ context.Context, p store.Property, _ string) error {
+	d.markDirty(p.PropertyKey, false)
+	d.poke()
+	return nil
+}
+
+// markDirty records that a device property must be sent: if it is still
+// unsent then, or in any case with force (a full sync resends everything).
+func (d *Device) markDirty(k store.PropertyKey, force bool) {
+	d.mu.Lock()
+	d.dirty[k] = d.dirty[k] || force
+	d.mu.Unlock()
 }
 
 // propertyAcked settles a published property change, unless it has been
 // superseded meanwhile.
-func (d *Device) propertyAcked(sent store.Property, err error) {
-	if err != nil {
-		return // stays unsent; sent again after reconnect
-	}
+func (d *Device) propertyAcked(sent store.Property) {
 	d.propMu.Lock()
 	defer d.propMu.Unlock()
 	ctx := context.Background()
 	cur, ok, err := d.store.Property(ctx, sent.PropertyKey)
 	if err != nil || !ok || !cur.Unsent || !bytes.Equal(cur.Value, sent.Value) || (cur.Value == nil) != (sent.Value == nil) {
-		if err != nil {
-			d.report("reading property after acknowledgement", err)
+		if err != nil && !d.isClosed() {
+			d.report(&Error{Kind: ErrStore, Interface: sent.Interface, Path: sent.Path, Err: err, Op: "reading a property after its acknowledgement"})
 		}
 		return
 	}
@@ -74,8 +78,8 @@ func (d *Device) propertyAcked(sent store.Property, err error) {
 		cur.Unsent = false
 		err = d.store.PutProperty(ctx, cur)
 	}
-	if err != nil {
-		d.report("updating property after acknowledgement", err)
+	if err != nil && !d.isClosed() {
+		d.report(&Error{Kind: ErrStore, Interface: sent.Interface, Path: sent.Path, Err: err, Op: "updating a property after its acknowledgement"})
 	}
 }
 
@@ -94,6 +98,9 @@ func (d *Device) Unset(ctx context.Context, iface *Interface, mapping int, param
 }
 
 func (d *Device) unset(ctx context.Context, info *ifaceInfo, mapping int, topic string) error {
+	if d.isClosed() {
+		return ErrClosed
+	}
 	if info.Ownership != OwnershipDevice {
 		return fmt.Errorf("%w: %s is server-owned", ErrWrongOwnership, info.Name)
 	}
@@ -139,9 +146,15 @@ func (d *Device) Property(iface *Interface, mapping int, params ...string) (Valu
 }
 
 func (d *Device) readProperty(info *ifaceInfo, m Match, path string) (Value, bool, error) {
+	if d.isClosed() {
+		return Value{}, false, ErrClosed
+	}
 	p, ok, err := d.store.Property(context.Background(), store.PropertyKey{Interface: info.Name, Major: info.Major, Path: path})
-	if err != nil || !ok || p.Value == nil {
-		return Value{}, false, err
+	if err != nil {
+		return Value{}, false, d.storeErr(err)
+	}
+	if !ok || p.Value == nil {
+		return Value{}, false, nil
 	}
 	dec, err := DecodePayload(info.Interface, m, p.Value)
 	if err != nil {

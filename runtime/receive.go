@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -30,14 +31,23 @@ func (in *Incoming) Field(mapping int) (Value, bool) {
 	return Value{}, false
 }
 
-// HandlerFunc handles messages of one server-owned interface. An error is
-// reported through Config.OnError and the log; it never disconnects.
+// HandlerFunc handles messages of one server-owned interface. Handlers of
+// a device run one at a time, in arrival order, on one goroutine; ctx is
+// cancelled by Device.Close. An error is reported through Config.OnError
+// (as an *Error of kind ErrHandler) and the log; it never disconnects.
+//
+// A handler that blocks holds up every later server message, and after
+// 256 waiting messages the connection's reading too: acknowledgements
+// stop, and the keep-alive eventually drops the connection. Hand long work
+// to another goroutine.
 type HandlerFunc func(ctx context.Context, in *Incoming) error
 
-// incoming is a message handed from paho to the dispatch loop.
+// incoming is a message handed from paho to the dispatch loop, or a
+// request to replay cached server properties to a handler registered late.
 type incoming struct {
 	topic   string
 	payload []byte
+	replay  *ifaceInfo
 }
 
 // enqueueIncoming runs on paho's router goroutine: it only hands the message
@@ -56,8 +66,12 @@ func (d *Device) dispatchLoop() {
 	for {
 		select {
 		case in := <-d.incoming:
+			if in.replay != nil {
+				d.replay(in.replay)
+				continue
+			}
 			if err := d.dispatch(in); err != nil {
-				d.report("dropped invalid message from the server", err, "topic", in.topic)
+				d.reportIncoming(in.topic, err)
 			}
 		case <-d.closing:
 			return
@@ -124,10 +138,48 @@ func (d *Device) deliver(in *Incoming) error {
 	if h == nil {
 		return nil
 	}
-	if err := h(context.Background(), in); err != nil {
-		return fmt.Errorf("handler for %s%s: %w", in.Interface.Name, in.Path, err)
+	if err := h(d.handlerCtx, in); err != nil {
+		return &handlerError{err}
 	}
 	return nil
+}
+
+// handlerError marks an application handler's own error.
+type handlerError struct{ error }
+
+func (e *handlerError) Unwrap() error { return e.error }
+
+// reportIncoming reports a server message that was not delivered: the
+// server's fault, or the handler's.
+func (d *Device) reportIncoming(topic string, err error) {
+	rest, _ := strings.CutPrefix(topic, d.base+"/")
+	name, path, _ := strings.Cut(rest, "/")
+	e := &Error{Kind: ErrServerData, Interface: name, Path: "/" + path, Err: err, Op: "dropped invalid data from the server"}
+	var h *handlerError
+	if errors.As(err, &h) {
+		e.Kind, e.Err, e.Op = ErrHandler, h.error, "handler returned an error"
+	}
+	if d.isClosed() && errors.Is(err, store.ErrClosed) {
+		return
+	}
+	d.report(e)
+}
+
+// replay delivers every cached server property of info to its handler, as
+// if it had just arrived (Handle after Connect).
+func (d *Device) replay(info *ifaceInfo) {
+	props, err := d.store.Properties(d.handlerCtx, info.Name)
+	if err != nil {
+		return
+	}
+	for _, p := range props {
+		if p.Major != info.Major || p.Value == nil {
+			continue
+		}
+		if err := d.dispatch(incoming{topic: d.base + "/" + info.Name + p.Path, payload: p.Value}); err != nil {
+			d.reportIncoming(d.base+"/"+info.Name+p.Path, err)
+		}
+	}
 }
 
 // purgeServerProperties applies consumer/properties (spec §3.8): every
@@ -162,7 +214,7 @@ func (d *Device) purgeServerProperties(payload []byte) error {
 				continue
 			}
 			if err := d.deliverPurged(info, p.Path); err != nil {
-				d.report("purged property", err)
+				d.reportIncoming(d.base+"/"+info.Name+p.Path, err)
 			}
 		}
 	}

@@ -155,44 +155,29 @@ func (d *Device) send(ctx context.Context, o outgoing) error {
 	}
 }
 
-func (d *Device) isClosed() bool {
-	select {
-	case <-d.closing:
-		return true
-	default:
-		return false
-	}
-}
-
-// current returns the connection if it is synced.
-func (d *Device) current() *conn {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.synced {
-		return d.conn
-	}
-	return nil
-}
-
+// sendDiscard hands a discard-retention message to the owner loop when the
+// device is connected (ErrNotConnected otherwise). It does not wait for the
+// publish: discard keeps nothing, and a QoS 0 publish is fire and forget.
 func (d *Device) sendDiscard(ctx context.Context, o outgoing) error {
-	c := d.current()
-	if c == nil {
+	if !d.online.Load() {
 		return fmt.Errorf("%w: %s (retention discard)", ErrNotConnected, o.topic)
 	}
+	d.busy.Add(1)
 	qos := o.info.QoS(o.mapping)
-	payload := bytes.Clone(o.payload)
-	if qos == 0 {
-		// paho returns once the writer has the packet; waiting for the
-		// write as well would halve throughput for nothing discard keeps.
-		tok := c.client.Publish(o.topic, 0, false, payload)
-		select {
-		case <-tok.Done():
-			return tok.Error()
-		default:
-			return nil
-		}
+	out := outbound{topic: o.topic, qos: qos, payload: bytes.Clone(o.payload)}
+	if qos > 0 {
+		out.rec = &record{kind: recDiscard}
 	}
-	return d.publishTracked(ctx, c, o.topic, qos, payload, nil)
+	select {
+	case d.discards <- out:
+		return nil
+	case <-ctx.Done():
+		d.unbusy()
+		return ctx.Err()
+	case <-d.closing:
+		d.unbusy()
+		return ErrClosed
+	}
 }
 
 // deadline turns the mapping's expiry into an absolute time (zero: never).
@@ -203,34 +188,33 @@ func deadline(m *Mapping) time.Time {
 	return time.Now().Add(m.Expiry)
 }
 
-func (d *Device) sendVolatile(ctx context.Context, o outgoing) error {
+// sendVolatile queues a volatile message in memory for the owner loop; when
+// the queue is full the oldest entry is dropped and counted.
+func (d *Device) sendVolatile(_ context.Context, o outgoing) error {
 	v := volatileMsg{topic: o.topic, qos: o.info.QoS(o.mapping), payload: bytes.Clone(o.payload), deadline: deadline(o.mapping)}
 	d.mu.Lock()
-	c := d.conn
-	direct := d.synced && d.backlog.volatileLive
-	if !direct {
-		if d.volatile.push(v) {
-			d.log.Warn("volatile queue full: dropped the oldest message", "dropped_total", d.volatile.dropped)
-		}
-	}
+	dropped := d.volatile.push(v)
+	total := d.volatile.dropped
 	d.mu.Unlock()
-	if !direct {
-		return nil
+	if dropped {
+		d.log.Warn("volatile queue full: dropped the oldest message", "dropped_total", total)
 	}
-	return d.publishTracked(ctx, c, v.topic, v.qos, v.payload, func(err error) {
-		if err != nil {
-			d.requeueVolatile(v)
-		}
-	})
+	d.poke()
+	return nil
 }
 
-func (d *Device) requeueVolatile(v volatileMsg) {
-	d.mu.Lock()
-	d.backlog.volatileLive = false
-	d.volatile.push(v)
-	d.mu.Unlock()
+// poke wakes the owner loop.
+func (d *Device) poke() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
 }
 
+// sendStored commits a stored message to the store; the owner loop
+// publishes it in order and removes it once acknowledged. Once Enqueue
+// returned nil the message is queued, whatever happens to ctx afterwards,
+// so Send returns nil: a retry would only duplicate it.
 func (d *Device) sendStored(ctx context.Context, o outgoing) error {
 	msg := &store.Message{
 		Interface: o.info.Name,
@@ -244,28 +228,16 @@ func (d *Device) sendStored(ctx context.Context, o outgoing) error {
 		if errors.Is(err, store.ErrFull) {
 			return fmt.Errorf("%w: %s", ErrQueueFull, o.topic)
 		}
-		return fmt.Errorf("store %s: %w", o.topic, err)
+		return fmt.Errorf("store %s: %w", o.topic, d.storeErr(err))
 	}
-	d.mu.Lock()
-	c := d.conn
-	direct := d.synced && d.backlog.storedLive && msg.ID > d.backlog.drainedUpTo
-	d.mu.Unlock()
-	if !direct {
-		return nil
-	}
-	return d.publishStored(ctx, c, *msg)
+	d.poke()
+	return nil
 }
 
-// publishStored publishes a queued message and removes it from the store
-// once the broker acknowledged it.
-func (d *Device) publishStored(ctx context.Context, c *conn, m store.Message) error {
-	id := m.ID
-	return d.publishTracked(ctx, c, d.base+"/"+m.Interface+m.Path, m.QoS, m.Payload, func(err error) {
-		if err != nil {
-			return // stays in the store; resent after reconnect
-		}
-		if err := d.store.Ack(context.Background(), id); err != nil {
-			d.report("removing an acknowledged message from the store", err)
-		}
-	})
+// storeErr turns the store's "closed" into the device's.
+func (d *Device) storeErr(err error) error {
+	if errors.Is(err, store.ErrClosed) || d.isClosed() {
+		return ErrClosed
+	}
+	return err
 }

@@ -1,0 +1,509 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/astarte-gen/astarte-gen/runtime/store"
+)
+
+// ErrAlreadyConnecting is returned by Connect when the device is already
+// connected or connecting.
+var ErrAlreadyConnecting = errors.New("astarte: Connect called twice")
+
+// owner is the state of the owner loop: the one goroutine that connects,
+// publishes and settles acknowledgements. Only run and what it calls touch
+// it.
+type owner struct {
+	// cursor: every stored message with an ID up to it is in the session
+	// (or acknowledged); the next to publish comes after it.
+	cursor uint64
+	stored []store.Message // read ahead from the store, after cursor
+	// suspect is the stored message that was the oldest one the broker had
+	// not received when the broker dropped the connection; it becomes a
+	// refusal when the next CONNACK says the session was discarded, as
+	// Astarte does when it refuses data.
+	suspect   *record
+	refusedID uint64
+	refusals  int
+	// more says the queues may hold something: senders woke the loop, or
+	// a cursor moved back, since the queues were last found empty.
+	more bool
+}
+
+// Connect pairs if needed, connects, and returns once the device is
+// connected and synchronised (spec §3.11), or with the error. Transient
+// failures (network, broker or Pairing API unavailable) are retried with
+// jittered exponential backoff until ctx ends; the error then wraps both
+// ctx's error and the last attempt's cause. Permanent failures (wrong
+// secret, device unknown, credentials inhibited) are returned at once.
+// After a successful Connect the device reconnects by itself until Close.
+func (d *Device) Connect(ctx context.Context) error {
+	d.mu.Lock()
+	switch {
+	case d.state == Closed:
+		d.mu.Unlock()
+		return ErrClosed
+	case d.started:
+		d.mu.Unlock()
+		return ErrAlreadyConnecting
+	}
+	d.started, d.lastErr = true, nil
+	d.mu.Unlock()
+	d.dispatchs.Do(func() {
+		d.wg.Add(1)
+		go d.dispatchLoop()
+	})
+	runCtx, cancel := context.WithCancel(context.Background())
+	stopOnClose := context.AfterFunc(d.handlerCtx, cancel) // Close cancels handlerCtx
+	ready := make(chan error, 1)
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer stopOnClose()
+		d.run(runCtx, ready)
+	}()
+	select {
+	case err := <-ready:
+		if err == nil {
+			return nil
+		}
+		cancel()
+		d.notStarted()
+		return err
+	case <-ctx.Done():
+		cancel()
+		d.notStarted()
+		d.mu.Lock()
+		last := d.lastErr
+		d.mu.Unlock()
+		if last != nil {
+			return fmt.Errorf("astarte: connect: %w; last attempt: %w", ctx.Err(), last)
+		}
+		return fmt.Errorf("astarte: connect: %w", ctx.Err())
+	case <-d.closing:
+		cancel()
+		return ErrClosed
+	}
+}
+
+// notStarted lets a later Connect try again.
+func (d *Device) notStarted() {
+	d.mu.Lock()
+	d.started = false
+	d.mu.Unlock()
+}
+
+// run keeps the device connected until ctx ends. The first outcome
+// (synced, or a permanent error) goes to ready.
+func (d *Device) run(ctx context.Context, ready chan<- error) {
+	var o owner
+	first := true
+	for attempt := 0; ; attempt++ {
+		c, err := d.connectOnce(ctx, &o)
+		if err == nil {
+			attempt = -1
+			if first {
+				ready <- nil
+				first = false
+			}
+			ours := d.serve(ctx, c, &o)
+			d.teardown(c, &o, ours)
+		} else if ctx.Err() == nil {
+			d.mu.Lock()
+			d.lastErr = err
+			d.mu.Unlock()
+			if first && isPermanent(err) {
+				ready <- err
+				return
+			}
+			d.report(&Error{Kind: ErrConnection, Err: err, Op: "connection attempt failed"})
+		}
+		if ctx.Err() != nil {
+			d.setState(Disconnected)
+			return
+		}
+		d.setState(Disconnected)
+		t := time.NewTimer(d.backoff(attempt))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+}
+
+// connectOnce makes one connection attempt and synchronises it.
+func (d *Device) connectOnce(ctx context.Context, o *owner) (*conn, error) {
+	d.setState(Connecting)
+	cert, broker, err := d.creds.credentials(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("credentials: %w", err)
+	}
+	c, err := d.dial(ctx, cert, broker)
+	if err != nil {
+		if isRejection(err) {
+			if rerr := d.creds.rejected(ctx, err); rerr != nil {
+				return nil, fmt.Errorf("broker refused the certificate (%v); renewing: %w", err, rerr)
+			}
+		}
+		return nil, err
+	}
+	d.judgeSuspect(ctx, o, c.sessionPresent)
+	d.settle(ctx, o)
+	if err := d.sync(ctx, c); err != nil {
+		c.close()
+		return nil, fmt.Errorf("sync: %w", err)
+	}
+	d.setState(Connected)
+	return c, nil
+}
+
+// serve publishes queued data on c and settles acknowledgements until c is
+// lost, ctx ends, or the certificate is due for renewal. It reports
+// whether the device itself ended the connection.
+func (d *Device) serve(ctx context.Context, c *conn, o *owner) (ours bool) {
+	renew := d.renewTimer()
+	defer renew.Stop()
+	o.more = true
+	for {
+		d.settle(ctx, o)
+		if c.isLost() || ctx.Err() != nil {
+			return ctx.Err() != nil
+		}
+		if stuck := d.pump(ctx, c, o); stuck {
+			return true
+		}
+		discards := d.discards
+		if d.session.inFlight() >= d.cfg.MaxInFlight {
+			discards = nil // wait for acknowledgements first
+		}
+		select {
+		case <-c.lost:
+		case <-ctx.Done():
+		case <-d.wake:
+			o.more = true
+		case <-d.session.signal:
+		case out := <-discards:
+			if d.publishDiscards(c, o, out) {
+				return true
+			}
+		case <-renew.C:
+			if d.renew(ctx, c) {
+				return true
+			}
+			renew = d.renewTimer()
+		}
+	}
+}
+
+// publishDiscards publishes out and the discard messages already waiting
+// behind it, as long as the window allows: a burst costs one turn of the
+// loop, not one per message.
+func (d *Device) publishDiscards(c *conn, o *owner, out outbound) (stuck bool) {
+	for n := 1; ; n++ {
+		if d.publish(c, o, out) {
+			return true
+		}
+		if n == drainBatch || d.session.inFlight() >= d.cfg.MaxInFlight {
+			return false
+		}
+		select {
+		case out = <-d.discards:
+		default:
+			return false
+		}
+	}
+}
+
+// renewTimer fires when the certificate is due for renewal (never when
+// the credentials say there is nothing to renew).
+func (d *Device) renewTimer() *time.Timer {
+	t := time.NewTimer(0)
+	t.Stop()
+	if at := d.creds.renewAt(); !at.IsZero() {
+		t.Reset(max(time.Until(at), 0))
+	}
+	return t
+}
+
+// renew obtains a new certificate; the connection is then replaced so that
+// it uses it. It reports whether it ended the connection.
+func (d *Device) renew(ctx context.Context, c *conn) bool {
+	if err := d.creds.renew(ctx); err != nil {
+		d.report(&Error{Kind: ErrConnection, Err: fmt.Errorf("renewing the client certificate: %w", err), Op: "certificate renewal failed"})
+		return false
+	}
+	d.log.Info("client certificate renewed; reconnecting with it")
+	c.close()
+	return true
+}
+
+// teardown ends c and settles what it left: paho's goroutines are stopped
+// before the next connection starts, so nothing of c can touch it.
+func (d *Device) teardown(c *conn, o *owner, ours bool) {
+	o.suspect = nil
+	if !ours {
+		o.suspect = d.session.oldestUnreceivedStored()
+	}
+	c.close()
+}
+
+// judgeSuspect counts a refusal when the broker discarded the session after
+// dropping the connection right after the suspect; MaxRefusals in a row
+// move it to the dead letters.
+func (d *Device) judgeSuspect(ctx context.Context, o *owner, sessionPresent bool) {
+	s := o.suspect
+	o.suspect = nil
+	if s == nil || sessionPresent {
+		o.refusals = 0
+		return
+	}
+	if s.storedID != o.refusedID {
+		o.refusedID, o.refusals = s.storedID, 0
+	}
+	o.refusals++
+	if o.refusals < d.cfg.MaxRefusals {
+		return
+	}
+	o.refusals = 0
+	reason := fmt.Sprintf("the server dropped the connection right after it %d times in a row", d.cfg.MaxRefusals)
+	moved, err := d.store.MoveToDeadLetters(ctx, s.storedID, reason)
+	switch {
+	case err != nil:
+		d.report(&Error{Kind: ErrStore, Interface: s.iface, Path: s.path, Err: err, Op: "moving a refused message to the dead letters"})
+	case moved:
+		d.report(&Error{Kind: ErrDeadLetter, Interface: s.iface, Path: s.path, Err: errors.New(reason), Op: "moved a refused stored message to the dead letters"})
+	}
+}
+
+// settle applies acknowledgements (removing stored messages, clearing
+// property marks) and requeues what a lost session orphaned.
+func (d *Device) settle(ctx context.Context, o *owner) {
+	acked, orphans := d.session.take()
+	if len(acked)+len(orphans) == 0 {
+		return
+	}
+	var ids []uint64
+	for _, r := range acked {
+		switch r.kind {
+		case recStored:
+			ids = append(ids, r.storedID)
+		case recProperty:
+			d.propertyAcked(r.prop)
+		}
+	}
+	if len(ids) > 0 {
+		if err := d.store.Ack(ctx, ids...); err != nil && !d.isClosed() {
+			d.report(&Error{Kind: ErrStore, Err: err, Op: "removing acknowledged messages from the store"})
+		}
+	}
+	for _, r := range orphans {
+		d.requeue(o, r)
+	}
+	d.mu.Lock()
+	d.progressed()
+	d.mu.Unlock()
+}
+
+// requeue takes back a record that did not reach the broker: stored
+// messages are read again from the store, volatile ones go back to their
+// queue, properties are resent from the store by the next sync or mark,
+// discard ones are dropped.
+func (d *Device) requeue(o *owner, r *record) {
+	switch r.kind {
+	case recStored:
+		if r.storedID <= o.cursor {
+			o.cursor, o.stored = r.storedID-1, nil
+		}
+		o.more = true
+	case recVolatile:
+		d.mu.Lock()
+		d.volatile.push(r.volatile)
+		d.mu.Unlock()
+		o.more = true
+	case recProperty:
+		d.markDirty(r.prop.PropertyKey, false)
+		o.more = true
+	}
+}
+
+// pump publishes queued data while the in-flight window has room:
+// property changes first, then volatile data, then stored data in order.
+// It reports whether the connection got stuck (and was ended).
+func (d *Device) pump(ctx context.Context, c *conn, o *owner) bool {
+	for o.more && d.session.inFlight() < d.cfg.MaxInFlight && !c.isLost() {
+		out, ok := d.nextProperty(ctx)
+		if !ok {
+			out, ok = d.nextVolatile()
+		}
+		if !ok {
+			out, ok = d.nextStored(ctx, o)
+		}
+		if !ok {
+			o.more = false
+			return false
+		}
+		if d.publish(c, o, out) {
+			return true
+		}
+	}
+	return false
+}
+
+// outbound is a message the owner loop is about to publish.
+type outbound struct {
+	topic   string
+	qos     byte
+	payload []byte
+	rec     *record
+}
+
+// publish hands out to paho. A QoS 1/2 packet goes into the session with
+// its record; when paho refuses it before that, it is requeued. When paho
+// could not even hand the packet to its writer (WriteTimeout), the
+// connection is stuck: it is ended (its session state is replayed by the
+// next one), and publish reports true.
+func (d *Device) publish(c *conn, o *owner, out outbound) bool {
+	defer d.unbusy()
+	var tok mqtt.Token
+	if out.qos == 0 {
+		tok = c.client.Publish(out.topic, 0, false, out.payload)
+	} else if !d.session.hand(out.rec, func() { tok = c.client.Publish(out.topic, out.qos, false, out.payload) }) {
+		d.requeue(o, out.rec)
+		return false
+	}
+	select {
+	case <-tok.Done():
+		if err := tok.Error(); err != nil && out.qos == 0 && out.rec != nil {
+			d.requeue(o, out.rec)
+		} else if err != nil && !c.isLost() {
+			d.log.Warn("connection stuck; replacing it", "err", err)
+			c.close()
+			return true
+		}
+	default:
+	}
+	return false
+}
+
+// unbusy ends the hand-over of one message taken from a queue.
+func (d *Device) unbusy() {
+	d.busy.Add(-1)
+	if d.flushers.Load() > 0 {
+		d.mu.Lock()
+		d.progressed()
+		d.mu.Unlock()
+	}
+}
+
+// nextProperty takes a marked device property that still needs sending.
+func (d *Device) nextProperty(ctx context.Context) (outbound, bool) {
+	for {
+		d.mu.Lock()
+		var key store.PropertyKey
+		found, force := false, false
+		for k, f := range d.dirty {
+			key, found, force = k, true, f
+			delete(d.dirty, k)
+			break
+		}
+		if found {
+			d.busy.Add(1)
+		}
+		d.mu.Unlock()
+		if !found {
+			return outbound{}, false
+		}
+		p, ok, err := d.store.Property(ctx, key)
+		if err != nil || !ok || !(p.Unsent || force) || (p.Value == nil && !p.Unsent) {
+			d.unbusy()
+			continue
+		}
+		payload := p.Value
+		if payload == nil {
+			payload = []byte{} // an unset
+		}
+		return outbound{topic: d.base + "/" + p.Interface + p.Path, qos: 2, payload: payload, rec: &record{kind: recProperty, prop: p}}, true
+	}
+}
+
+// nextVolatile takes the oldest unexpired volatile message.
+func (d *Device) nextVolatile() (outbound, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for {
+		v, ok := d.volatile.pop()
+		if !ok {
+			return outbound{}, false
+		}
+		if !v.deadline.IsZero() && time.Now().After(v.deadline) {
+			continue
+		}
+		d.busy.Add(1)
+		return outbound{topic: v.topic, qos: v.qos, payload: v.payload, rec: &record{kind: recVolatile, volatile: v}}, true
+	}
+}
+
+// drainBatch is how many stored messages the owner reads ahead at once.
+const drainBatch = 256
+
+// nextStored takes the next stored message after the cursor, dropping
+// expired ones.
+func (d *Device) nextStored(ctx context.Context, o *owner) (outbound, bool) {
+	for {
+		if len(o.stored) == 0 {
+			msgs, err := d.store.Pending(ctx, o.cursor, drainBatch)
+			if err != nil {
+				if !d.isClosed() {
+					d.report(&Error{Kind: ErrStore, Err: err, Op: "reading the stored queue"})
+				}
+				return outbound{}, false
+			}
+			if len(msgs) == 0 {
+				return outbound{}, false
+			}
+			o.stored = msgs
+		}
+		m := o.stored[0]
+		o.stored = o.stored[1:]
+		o.cursor = m.ID
+		if !m.Deadline.IsZero() && time.Now().After(m.Deadline) {
+			d.log.Debug("dropping expired stored message", "interface", m.Interface, "path", m.Path)
+			if err := d.store.Ack(ctx, m.ID); err != nil && !d.isClosed() {
+				d.report(&Error{Kind: ErrStore, Interface: m.Interface, Path: m.Path, Err: err, Op: "dropping an expired message"})
+			}
+			continue
+		}
+		d.busy.Add(1)
+		rec := &record{kind: recStored, storedID: m.ID, iface: m.Interface, path: m.Path}
+		return outbound{topic: d.base + "/" + m.Interface + m.Path, qos: m.QoS, payload: m.Payload, rec: rec}, true
+	}
+}
+
+// backoff is the delay before attempt n+1: exponential from ReconnectMin,
+// capped at ReconnectMax, with 50 % jitter so that a fleet disconnected at
+// once does not come back at once.
+func (d *Device) backoff(attempt int) time.Duration {
+	delay := d.cfg.ReconnectMin
+	for i := 0; i < attempt && delay < d.cfg.ReconnectMax; i++ {
+		delay *= 2
+	}
+	delay = min(delay, d.cfg.ReconnectMax)
+	return delay/2 + rand.N(delay/2+1)
+}
+
+// permanentError marks errors that retrying cannot fix.
+type permanentError struct{ error }
+
+func (e permanentError) Unwrap() error { return e.error }
+
+func isPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p) || errors.Is(err, ErrConfig)
+}
