@@ -22,6 +22,9 @@ type pairingSource struct {
 
 	mu   sync.Mutex
 	leaf *x509.Certificate // the certificate in use
+	// obtained is when the certificate in use was obtained (zero: loaded
+	// from disk).
+	obtained time.Time
 }
 
 func newPairingSource(cfg Config, log *slog.Logger) (credentialSource, error) {
@@ -54,7 +57,7 @@ func newPairingSource(cfg Config, log *slog.Logger) (credentialSource, error) {
 
 // permanentPairing marks the pairing errors that retrying cannot fix.
 func permanentPairing(err error) error {
-	if errors.Is(err, pairing.ErrUnauthorized) || errors.Is(err, pairing.ErrDeviceNotFound) ||
+	if errors.Is(err, pairing.ErrUnauthorized) || errors.Is(err, pairing.ErrDeviceNotFound) || errors.Is(err, pairing.ErrNotFound) ||
 		errors.Is(err, pairing.ErrCredentialsInhibited) || errors.Is(err, pairing.ErrInsecureURL) {
 		return permanentError{err}
 	}
@@ -66,24 +69,43 @@ func (s *pairingSource) credentials(ctx context.Context) (tls.Certificate, strin
 	if err != nil {
 		return tls.Certificate{}, "", permanentPairing(err)
 	}
-	s.mu.Lock()
-	s.leaf = c.Leaf
-	s.mu.Unlock()
+	s.use(c)
 	return c.Certificate, c.BrokerURL, nil
 }
 
+// use records the certificate in use.
+func (s *pairingSource) use(c pairing.Credentials) {
+	s.mu.Lock()
+	s.leaf, s.obtained = c.Leaf, c.Obtained
+	s.mu.Unlock()
+}
+
+// renewAt is the renewal point of the certificate in use. A certificate
+// that was already past it when the Pairing API issued it (a validity
+// window too short for the configured fraction) is not renewed early: a
+// new one would be just as due, and renewing would never stop. It is
+// replaced when the broker refuses it, as an expired one is.
 func (s *pairingSource) renewAt() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.leaf == nil {
 		return time.Time{}
 	}
-	return s.m.RenewAt(s.leaf)
+	at := s.m.RenewAt(s.leaf)
+	if !s.obtained.IsZero() && !at.After(s.obtained) {
+		s.log.Warn("certificate due for renewal when issued; it will be replaced when it expires", "not_after", s.leaf.NotAfter)
+		return time.Time{}
+	}
+	return at
 }
 
 func (s *pairingSource) renew(ctx context.Context) error {
-	_, err := s.m.Renew(ctx)
-	return err
+	c, err := s.m.Renew(ctx)
+	if err != nil {
+		return err
+	}
+	s.use(c)
+	return nil
 }
 
 // rejected follows the Astarte guide: ask the Pairing API whether the
@@ -97,8 +119,10 @@ func (s *pairingSource) rejected(ctx context.Context, cause error) error {
 		return fmt.Errorf("certificate valid per the Pairing API, yet refused: %w", cause)
 	}
 	s.log.Info("certificate no longer valid; pairing again", "cause", v.Cause)
-	if _, err := s.m.Renew(ctx); err != nil {
+	c, err := s.m.Renew(ctx)
+	if err != nil {
 		return permanentPairing(err)
 	}
+	s.use(c)
 	return nil
 }

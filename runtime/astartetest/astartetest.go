@@ -23,6 +23,7 @@ type Astarte struct {
 	ifaces map[string]*runtime.Interface
 	pairingSide
 	brokerSide
+	faults faults
 }
 
 // Start starts a fake Astarte with the given interfaces installed, for use

@@ -39,6 +39,9 @@ func (a *Astarte) startBroker() error {
 	if err := server.AddHook(&hook{a: a}, nil); err != nil {
 		return fmt.Errorf("astartetest: broker hook: %w", err)
 	}
+	if err := server.AddHook(&faultHook{a: a}, nil); err != nil {
+		return fmt.Errorf("astartetest: fault hook: %w", err)
+	}
 	l := listeners.NewTCP(listeners.Config{ID: "mqtts", Address: addr, TLSConfig: &tls.Config{
 		MinVersion:   tls.VersionTLS12,
 		Certificates: []tls.Certificate{a.ca.ServerCertificate()},

@@ -26,8 +26,12 @@ var (
 	// ErrCredentialsInhibited: an operator blocked credential requests for
 	// this device.
 	ErrCredentialsInhibited = errors.New("pairing: credentials inhibited")
-	// ErrDeviceNotFound: the device is not registered in the realm (404).
+	// ErrDeviceNotFound: the device is not registered in the realm (404
+	// with Astarte's "device not found" answer).
 	ErrDeviceNotFound = errors.New("pairing: device not registered")
+	// ErrNotFound: HTTP 404 without Astarte's answer: the pairing URL (or
+	// the realm in it) is wrong.
+	ErrNotFound = errors.New("pairing: no Pairing API endpoint at this URL; check the pairing URL and realm")
 	// ErrUnauthorized: wrong credentials secret, wrong realm, or an agent
 	// token without the needed permission (401, 403).
 	ErrUnauthorized = errors.New("pairing: unauthorized")
@@ -304,8 +308,10 @@ func statusError(method, path string, status int, body []byte) error {
 		if strings.Contains(strings.ToLower(detail), "inhibit") {
 			sentinel = ErrCredentialsInhibited
 		}
-	case status == http.StatusNotFound:
+	case status == http.StatusNotFound && strings.Contains(strings.ToLower(detail), "device"):
 		sentinel = ErrDeviceNotFound
+	case status == http.StatusNotFound:
+		sentinel = ErrNotFound
 	case status == http.StatusUnprocessableEntity && strings.Contains(detail, "already registered"):
 		sentinel = ErrAlreadyRegistered
 	case status >= 500:

@@ -30,6 +30,9 @@ type Credentials struct {
 	Certificate tls.Certificate
 	Leaf        *x509.Certificate
 	BrokerURL   string
+	// Obtained is when this process obtained the certificate from the
+	// Pairing API; zero for one loaded from disk.
+	Obtained time.Time
 }
 
 // ManagerConfig configures a Manager.
@@ -193,7 +196,7 @@ func (m *Manager) obtain(ctx context.Context) (Credentials, error) {
 	if creds.Leaf.Subject.CommonName != m.identity() {
 		return Credentials{}, fmt.Errorf("%w: issued certificate is for %q, not %q", ErrInvalidRequest, creds.Leaf.Subject.CommonName, m.identity())
 	}
-	creds.BrokerURL = broker
+	creds.BrokerURL, creds.Obtained = broker, time.Now()
 	if err := m.save(keyPEM, certPEM, broker); err != nil {
 		return Credentials{}, err
 	}
