@@ -372,22 +372,32 @@ type outbound struct {
 func (d *Device) publish(c *conn, o *owner, out outbound) bool {
 	defer d.unbusy()
 	var tok mqtt.Token
+	send := func() { tok = c.client.Publish(out.topic, out.qos, false, out.payload) }
 	if out.qos == 0 {
-		tok = c.client.Publish(out.topic, 0, false, out.payload)
-	} else if !d.session.hand(out.rec, func() { tok = c.client.Publish(out.topic, out.qos, false, out.payload) }) {
-		d.requeue(o, out.rec)
+		send()
+	} else if !d.session.hand(out.rec, send) {
+		d.requeue(o, out.rec) // refused before entering the session
 		return false
 	}
 	select {
 	case <-tok.Done():
-		if err := tok.Error(); err != nil && out.qos == 0 && out.rec != nil {
-			d.requeue(o, out.rec)
-		} else if err != nil && !c.isLost() {
+		if err := tok.Error(); err != nil {
+			if out.qos == 0 && out.rec != nil {
+				d.requeue(o, out.rec)
+			}
+			if c.isLost() {
+				return false
+			}
 			d.log.Warn("connection stuck; replacing it", "err", err)
 			c.close()
 			return true
 		}
 	default:
+	}
+	if out.qos == 0 && out.rec != nil && out.rec.kind == recStored {
+		// QoS 0 has no acknowledgement: a stored message is done once paho
+		// has it (unreliable delivery is what its mapping asks for).
+		d.session.settled(out.rec)
 	}
 	return false
 }

@@ -80,11 +80,12 @@ func (s *pairingSource) use(c pairing.Credentials) {
 	s.mu.Unlock()
 }
 
-// renewAt is the renewal point of the certificate in use. A certificate
-// that was already past it when the Pairing API issued it (a validity
-// window too short for the configured fraction) is not renewed early: a
-// new one would be just as due, and renewing would never stop. It is
-// replaced when the broker refuses it, as an expired one is.
+// renewAt is the renewal point of the certificate in use: the configured
+// fraction of its validity. When that point had already passed when the
+// Pairing API issued it (a validity window too short, or a NotBefore set
+// far back for clock skew), the same fraction of what was left of its
+// validity then: renewing at once would give a certificate just as due,
+// and the device would renew without end.
 func (s *pairingSource) renewAt() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -92,11 +93,16 @@ func (s *pairingSource) renewAt() time.Time {
 		return time.Time{}
 	}
 	at := s.m.RenewAt(s.leaf)
-	if !s.obtained.IsZero() && !at.After(s.obtained) {
-		s.log.Warn("certificate due for renewal when issued; it will be replaced when it expires", "not_after", s.leaf.NotAfter)
+	if s.obtained.IsZero() || at.After(s.obtained) {
+		return at
+	}
+	validity := s.leaf.NotAfter.Sub(s.leaf.NotBefore)
+	if validity <= 0 {
 		return time.Time{}
 	}
-	return at
+	fraction := float64(at.Sub(s.leaf.NotBefore)) / float64(validity)
+	left := s.leaf.NotAfter.Sub(s.obtained)
+	return s.obtained.Add(time.Duration(fraction * float64(left)))
 }
 
 func (s *pairingSource) renew(ctx context.Context) error {

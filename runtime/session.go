@@ -109,6 +109,14 @@ func (s *session) hand(rec *record, publish func()) bool {
 	return taken
 }
 
+// settled queues rec as done without a broker acknowledgement (QoS 0).
+func (s *session) settled(rec *record) {
+	s.mu.Lock()
+	s.acked = append(s.acked, rec)
+	s.mu.Unlock()
+	s.notify()
+}
+
 // take returns the acknowledged and orphaned records since the last call.
 func (s *session) take() (acked, orphans []*record) {
 	s.mu.Lock()
