@@ -239,7 +239,8 @@ func TestChurnSendsBoundedByContext(t *testing.T) {
 // marked the volatile path not live after the new connection had drained:
 // new volatile sends returned nil and reached nobody, Flush never returned.
 func TestChurnVolatileQueueNotStuck(t *testing.T) {
-	a, d, _ := churnDevice(t, nil)
+	// A capacity no burst reaches: every loss would be the runtime's.
+	a, d, _ := churnDevice(t, func(c *astarte.Config) { c.VolatileCapacity = 100_000 })
 	ctx := ctxT(t)
 	var next atomic.Int64
 	send := func() {
@@ -247,13 +248,14 @@ func TestChurnVolatileQueueNotStuck(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	stopDrops := dropEvery(a, 40*time.Millisecond)
+	stopDrops := dropEvery(a, 20*time.Millisecond)
 	var wg sync.WaitGroup
-	for range 2 {
+	end := time.Now().Add(time.Second)
+	for range 4 {
 		wg.Go(func() {
-			for range 150 { // stays under the volatile capacity (1000)
+			for time.Now().Before(end) {
 				send()
-				time.Sleep(3 * time.Millisecond)
+				time.Sleep(time.Millisecond)
 			}
 		})
 	}
@@ -284,8 +286,46 @@ func TestChurnVolatileQueueNotStuck(t *testing.T) {
 	if s := d.State(); s != astarte.Connected {
 		t.Errorf("state %v, want connected", s)
 	}
-	if a.Connections(churnID) < 3 {
-		t.Errorf("only %d connections: the drops did not happen", a.Connections(churnID))
+	if a.Connections(churnID) < 2 {
+		t.Errorf("only %d connection: the drops did not happen", a.Connections(churnID))
+	}
+}
+
+// Found while writing TestChurnVolatileQueueNotStuck: when the broker
+// drops the connection while the owner loop hands paho a publish, paho's
+// Publish waits WriteTimeout (5 s) for a writer that is gone; meanwhile
+// State says connected and the device neither publishes nor reconnects.
+func TestChurnReconnectsPromptlyAfterDrop(t *testing.T) {
+	if os.Getenv("ASTARTE_CHURN_KNOWN_BUGS") == "" {
+		t.Skip("BUG: the owner loop blocks in paho's Publish for WriteTimeout after a drop; set ASTARTE_CHURN_KNOWN_BUGS=1 to run")
+	}
+	a, d, _ := churnDevice(t, func(c *astarte.Config) { c.VolatileCapacity = 100_000 })
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer func() { close(stop); wg.Wait() }()
+	for range 4 {
+		wg.Go(func() {
+			for i := int64(0); ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(time.Millisecond):
+				}
+				_ = d.Send(context.Background(), churnIface.Name, "/volatile1", i)
+			}
+		})
+	}
+	for round := range 30 {
+		time.Sleep(30 * time.Millisecond)
+		before := a.Connections(churnID)
+		a.DropConnection(churnID)
+		start := time.Now()
+		for a.Connections(churnID) == before {
+			if time.Since(start) > 2*time.Second {
+				t.Fatalf("round %d: not reconnected 2 s after the broker dropped the connection (ReconnectMax 200 ms); State() = %v", round, d.State())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 }
 
@@ -323,11 +363,9 @@ func TestChurnCloseReleasesStore(t *testing.T) {
 		t.Errorf("Close with a 200 ms context took %v", el)
 	}
 	// The store is released: a new Device (a restarted program) opens it.
-	d2, err := astarte.New(cfg, churnIfaces...)
-	if err != nil {
-		t.Fatalf("New on the closed device's store: %v", err)
-	}
-	if err := d2.Close(context.Background()); err != nil {
+	if d2, err := astarte.New(cfg, churnIfaces...); err != nil {
+		t.Errorf("New on the closed device's store: %v", err)
+	} else if err := d2.Close(context.Background()); err != nil {
 		t.Errorf("closing the second device: %v", err)
 	}
 	if err := d.Close(context.Background()); !errors.Is(err, astarte.ErrClosed) {
