@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -28,9 +29,16 @@ const metaIntrospection = "introspection"
 // device and carries over to the next conn.
 type conn struct {
 	client         mqtt.Client
+	view           *sessionView
 	sessionPresent bool
 	lost           chan struct{} // closed once the connection is gone
 	once           sync.Once
+	// reqs feeds the connection's writer goroutine; the owner loop is its
+	// only sender and closes it when it is done with the connection.
+	reqs chan writeReq
+	// ended says the device itself ended the connection (renewal, a stuck
+	// write, Close) rather than the broker or the network.
+	ended atomic.Bool
 }
 
 // markLost closes lost once.
@@ -51,6 +59,12 @@ func (c *conn) isLost() bool {
 func (c *conn) close() {
 	c.client.Disconnect(50)
 	c.markLost()
+}
+
+// end closes the connection on the device's own initiative.
+func (c *conn) end() {
+	c.ended.Store(true)
+	c.close()
 }
 
 // dial opens a TLS connection to the broker and an MQTT session on it
@@ -77,14 +91,14 @@ func (d *Device) dial(ctx context.Context, cert tls.Certificate, broker string) 
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", broker, err)
 	}
-	c := &conn{lost: make(chan struct{})}
 	view := d.session.view()
-	watched := &connackConn{Conn: raw, onConnack: func(present bool) {
+	c := &conn{lost: make(chan struct{}), view: view, reqs: make(chan writeReq, writeQueue)}
+	watched := &watchConn{Conn: raw, onConnack: func(present bool) {
 		c.sessionPresent = present
 		if !present {
 			d.session.lost()
 		}
-	}}
+	}, onPubrec: view.received}
 	handed := false
 	opts := mqtt.NewClientOptions().
 		AddBroker(broker).
@@ -130,27 +144,77 @@ func connectTimeout(ctx context.Context) time.Duration {
 	return 30 * time.Second
 }
 
-// connackConn reports the session-present flag of the CONNACK, the first
-// four bytes the broker sends (0x20 0x02 flags code), before paho acts on it.
-type connackConn struct {
+// watchConn reads the MQTT packets the broker sends as paho reads them,
+// for two facts paho does not keep: the CONNACK's session-present flag
+// (when the broker lost the session, the device's session state is
+// cleared before paho would replay it), and each PUBREC (paho v1.5 does not
+// record that a QoS 2 flow reached PUBREL, so after a reconnection it would
+// send the PUBLISH again, which a broker that completed the flow delivers
+// twice). Read runs on paho's reading goroutine only.
+type watchConn struct {
 	net.Conn
-	seen      int
-	header    [4]byte
 	onConnack func(sessionPresent bool)
+	onPubrec  func(id uint16)
+
+	stage  int // 0 fixed header, 1 remaining length, 2 body
+	kind   byte
+	length int
+	shift  int
+	got    int
+	head   [2]byte // the first body bytes: flags and code, or packet ID
 }
 
-// Read implements net.Conn. paho reads the CONNACK before starting its
-// other goroutines, so Read is never called concurrently while seen < 4.
-func (c *connackConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	if c.seen < len(c.header) && n > 0 {
-		k := copy(c.header[c.seen:], p[:n])
-		c.seen += k
-		if c.seen == len(c.header) && c.header[0] == 0x20 && c.header[3] == packets.Accepted {
-			c.onConnack(c.header[2]&1 == 1)
-		}
+// Read implements net.Conn.
+func (w *watchConn) Read(p []byte) (int, error) {
+	n, err := w.Conn.Read(p)
+	for b := p[:n]; len(b) > 0; {
+		b = w.feed(b)
 	}
 	return n, err
+}
+
+// feed advances the packet parser over b and returns what it did not use.
+func (w *watchConn) feed(b []byte) []byte {
+	switch w.stage {
+	case 0:
+		w.kind, w.length, w.shift, w.got, w.stage = b[0]>>4, 0, 0, 0, 1
+		return b[1:]
+	case 1:
+		w.length |= int(b[0]&0x7f) << w.shift
+		w.shift += 7
+		if b[0]&0x80 == 0 {
+			w.stage = 2
+			if w.length == 0 {
+				w.packet()
+			}
+		}
+		return b[1:]
+	}
+	take := min(len(b), w.length-w.got)
+	for i := 0; i < take && w.got+i < len(w.head); i++ {
+		w.head[w.got+i] = b[i]
+	}
+	w.got += take
+	if w.got == w.length {
+		w.packet()
+	}
+	return b[take:]
+}
+
+// packet acts on a complete packet.
+func (w *watchConn) packet() {
+	w.stage = 0
+	if w.length < 2 {
+		return
+	}
+	switch w.kind {
+	case packets.Connack:
+		if w.head[1] == packets.Accepted {
+			w.onConnack(w.head[0]&1 == 1)
+		}
+	case packets.Pubrec:
+		w.onPubrec(uint16(w.head[0])<<8 | uint16(w.head[1]))
+	}
 }
 
 // waitToken waits for a paho token, the context, or the loss of c (if any).
@@ -240,10 +304,25 @@ func (d *Device) subscribe(ctx context.Context, c *conn) error {
 	return nil
 }
 
-// publishWait publishes a control message at QoS 2 and waits for its
-// completion.
+// publishWait publishes a control message at QoS 2 through the writer and
+// waits for its completion.
 func (d *Device) publishWait(ctx context.Context, c *conn, topic string, payload []byte) error {
-	return waitToken(ctx, c.client.Publish(topic, 2, false, payload), c)
+	result := make(chan mqtt.Token, 1)
+	d.busy.Add(1)
+	if !d.write(ctx, c, writeReq{out: outbound{topic: topic, qos: 2, payload: payload}, result: result}) {
+		return errConnLost
+	}
+	select {
+	case tok := <-result:
+		if tok == nil {
+			return errConnLost
+		}
+		return waitToken(ctx, tok, c)
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.lost:
+		return errConnLost
+	}
 }
 
 // markProperties marks device-owned properties for the owner loop to send:

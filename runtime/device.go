@@ -182,7 +182,12 @@ type Device struct {
 	// connection (Flush must not see them as gone).
 	busy atomic.Int64
 	// online mirrors state == Connected for the senders' fast path.
-	online    atomic.Bool
+	online atomic.Bool
+	// handing counts messages on their way to a connection's writer.
+	handing atomic.Int64
+	// floor is the persisted packet-identifier floor (sessionstate.go).
+	floorMu   sync.Mutex
+	floor     uint16
 	dispatchs sync.Once
 }
 
@@ -227,6 +232,10 @@ func New(cfg Config, interfaces ...*Interface) (*Device, error) {
 	d.messages.New = func() any { return &Message{d: d} }
 	if err := d.openStore(); err != nil {
 		return nil, err
+	}
+	if err := d.restoreSession(context.Background()); err != nil {
+		d.closeStore()
+		return nil, fmt.Errorf("restore MQTT session state: %w", err)
 	}
 	creds := cfg.credentials
 	if creds == nil {
@@ -502,6 +511,9 @@ func (d *Device) Close(ctx context.Context) error {
 	var err error
 	select {
 	case <-done:
+		if serr := d.saveSession(ctx); serr != nil {
+			d.log.Warn("saving the MQTT session state", "err", serr)
+		}
 	case <-ctx.Done():
 		err = fmt.Errorf("astarte: close: %w: a handler or the connection was still running; the store was released anyway", ctx.Err())
 	}

@@ -24,13 +24,17 @@ type owner struct {
 	// (or acknowledged); the next to publish comes after it.
 	cursor uint64
 	stored []store.Message // read ahead from the store, after cursor
-	// suspect is the stored message that was the oldest one the broker had
-	// not received when the broker dropped the connection; it becomes a
-	// refusal when the next CONNACK says the session was discarded, as
-	// Astarte does when it refuses data.
-	suspect   *record
-	refusedID uint64
-	refusals  int
+	// Refused messages (see judge). Astarte answers data it refuses by
+	// dropping the connection and discarding the session. After such a
+	// loss with stored messages in flight, the owner probes: it publishes
+	// the head of the stored queue alone and waits for its
+	// acknowledgement. A probe followed by the same loss again is a
+	// refusal; MaxRefusals in a row move it to the dead letters.
+	flowsAtLoss bool    // the broker ended the last connection with stored messages in flight
+	probing     bool    // publish the stored head alone
+	probe       *record // the probe in flight
+	refusedID   uint64
+	refusals    int
 	// more says the queues may hold something: senders woke the loop, or
 	// a cursor moved back, since the queues were last found empty.
 	more bool
@@ -112,8 +116,8 @@ func (d *Device) run(ctx context.Context, ready chan<- error) {
 				ready <- nil
 				first = false
 			}
-			ours := d.serve(ctx, c, &o)
-			d.teardown(c, &o, ours)
+			d.serve(ctx, c, &o)
+			d.teardown(c, &o)
 		} else if ctx.Err() == nil {
 			d.mu.Lock()
 			d.lastErr = err
@@ -154,33 +158,59 @@ func (d *Device) connectOnce(ctx context.Context, o *owner) (*conn, error) {
 		}
 		return nil, err
 	}
-	d.judgeSuspect(ctx, o, c.sessionPresent)
+	d.judge(ctx, o, c.sessionPresent)
 	d.settle(ctx, o)
-	if err := d.sync(ctx, c); err != nil {
+	if err := d.awaitReleases(ctx, c); err != nil {
 		c.close()
+		return nil, err
+	}
+	// Before anything is published: paho issues identifiers from here on.
+	if err := d.setFloor(ctx, addID(d.session.nextID(), floorStep)); err != nil {
+		c.close()
+		return nil, err
+	}
+	d.wg.Add(1)
+	go d.writer(c)
+	if err := d.sync(ctx, c); err != nil {
+		d.teardown(c, o)
 		return nil, fmt.Errorf("sync: %w", err)
 	}
 	d.setState(Connected)
 	return c, nil
 }
 
+// awaitReleases waits until the broker completed the PUBRELs the new
+// connection replayed (one round trip), so that no new publish can reuse
+// their identifiers.
+func (d *Device) awaitReleases(ctx context.Context, c *conn) error {
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for d.session.releasing() {
+		select {
+		case <-tick.C:
+		case <-c.lost:
+			return errConnLost
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
 // serve publishes queued data on c and settles acknowledgements until c is
-// lost, ctx ends, or the certificate is due for renewal. It reports
-// whether the device itself ended the connection.
-func (d *Device) serve(ctx context.Context, c *conn, o *owner) (ours bool) {
+// lost, ctx ends, or the certificate is due for renewal.
+func (d *Device) serve(ctx context.Context, c *conn, o *owner) {
 	renew := d.renewTimer()
 	defer renew.Stop()
 	o.more = true
 	for {
 		d.settle(ctx, o)
 		if c.isLost() || ctx.Err() != nil {
-			return ctx.Err() != nil
+			return
 		}
-		if stuck := d.pump(ctx, c, o); stuck {
-			return true
-		}
+		d.pump(ctx, c, o)
 		discards := d.discards
-		if d.session.inFlight() >= d.cfg.MaxInFlight {
+		if d.windowFull() || o.probing {
 			discards = nil // wait for acknowledgements first
 		}
 		select {
@@ -190,12 +220,10 @@ func (d *Device) serve(ctx context.Context, c *conn, o *owner) (ours bool) {
 			o.more = true
 		case <-d.session.signal:
 		case out := <-discards:
-			if d.publishDiscards(c, o, out) {
-				return true
-			}
+			d.publishDiscards(ctx, c, out)
 		case <-renew.C:
 			if d.renew(ctx, c) {
-				return true
+				return
 			}
 			renew = d.renewTimer()
 		}
@@ -205,20 +233,26 @@ func (d *Device) serve(ctx context.Context, c *conn, o *owner) (ours bool) {
 // publishDiscards publishes out and the discard messages already waiting
 // behind it, as long as the window allows: a burst costs one turn of the
 // loop, not one per message.
-func (d *Device) publishDiscards(c *conn, o *owner, out outbound) (stuck bool) {
+func (d *Device) publishDiscards(ctx context.Context, c *conn, out outbound) {
 	for n := 1; ; n++ {
-		if d.publish(c, o, out) {
-			return true
+		if !d.write(ctx, c, writeReq{out: out}) {
+			return
 		}
-		if n == drainBatch || d.session.inFlight() >= d.cfg.MaxInFlight {
-			return false
+		if n == drainBatch || d.windowFull() {
+			return
 		}
 		select {
 		case out = <-d.discards:
 		default:
-			return false
+			return
 		}
 	}
+}
+
+// windowFull reports whether Config.MaxInFlight messages are in the
+// session or on their way to it.
+func (d *Device) windowFull() bool {
+	return d.session.inFlight()+int(d.handing.Load()) >= d.cfg.MaxInFlight
 }
 
 // renewTimer fires when the certificate is due for renewal (never when
@@ -240,45 +274,69 @@ func (d *Device) renew(ctx context.Context, c *conn) bool {
 		return false
 	}
 	d.log.Info("client certificate renewed; reconnecting with it")
-	c.close()
+	c.end()
 	return true
 }
 
-// teardown ends c and settles what it left: paho's goroutines are stopped
-// before the next connection starts, so nothing of c can touch it.
-func (d *Device) teardown(c *conn, o *owner, ours bool) {
-	o.suspect = nil
-	if !ours {
-		o.suspect = d.session.oldestUnreceivedStored()
-	}
+// teardown ends c: paho's goroutines are stopped before the next
+// connection starts, so nothing of c can touch its state; c's writer gives
+// back what it still holds and exits. When the broker or the network ended
+// c, the oldest stored message it had not received becomes a suspect.
+func (d *Device) teardown(c *conn, o *owner) {
+	ended := c.ended.Load()
 	c.close()
+	o.flowsAtLoss = !ended && d.session.hasStored()
+	if ended {
+		o.probe = nil // not a refusal: the device ended it
+	}
+	close(c.reqs)
+	// Take back what still waits for the writer, so that it is requeued
+	// before the next connection publishes what follows it. The writer may
+	// be stuck in paho's Publish on the dead socket (up to WriteTimeout);
+	// that packet is in the session already, and the next connection
+	// replays it, unless it is QoS 0.
+	for req := range c.reqs {
+		d.handing.Add(-1)
+		d.unbusy()
+		if req.result != nil {
+			req.result <- nil
+		}
+		if req.out.rec != nil {
+			d.session.giveBack(req.out.rec)
+		}
+	}
 }
 
-// judgeSuspect counts a refusal when the broker discarded the session after
-// dropping the connection right after the suspect; MaxRefusals in a row
-// move it to the dead letters.
-func (d *Device) judgeSuspect(ctx context.Context, o *owner, sessionPresent bool) {
-	s := o.suspect
-	o.suspect = nil
-	if s == nil || sessionPresent {
-		o.refusals = 0
+// judge runs after each CONNACK. A session the broker kept means nothing
+// was refused. A discarded one after a probe was sent and not acknowledged
+// is a refusal of the probe; after a loss with stored messages in flight,
+// the owner starts probing.
+func (d *Device) judge(ctx context.Context, o *owner, sessionPresent bool) {
+	probe, flows := o.probe, o.flowsAtLoss
+	o.probe, o.flowsAtLoss = nil, false
+	if sessionPresent {
+		o.probing, o.refusals = false, 0
 		return
 	}
-	if s.storedID != o.refusedID {
-		o.refusedID, o.refusals = s.storedID, 0
+	if probe == nil {
+		o.probing = o.probing || flows
+		return
+	}
+	if probe.storedID != o.refusedID {
+		o.refusedID, o.refusals = probe.storedID, 0
 	}
 	o.refusals++
 	if o.refusals < d.cfg.MaxRefusals {
 		return
 	}
 	o.refusals = 0
-	reason := fmt.Sprintf("the server dropped the connection right after it %d times in a row", d.cfg.MaxRefusals)
-	moved, err := d.store.MoveToDeadLetters(ctx, s.storedID, reason)
+	reason := fmt.Sprintf("the server dropped the connection right after it, %d times in a row", d.cfg.MaxRefusals)
+	moved, err := d.store.MoveToDeadLetters(ctx, probe.storedID, reason)
 	switch {
 	case err != nil:
-		d.report(&Error{Kind: ErrStore, Interface: s.iface, Path: s.path, Err: err, Op: "moving a refused message to the dead letters"})
+		d.report(&Error{Kind: ErrStore, Interface: probe.iface, Path: probe.path, Err: err, Op: "moving a refused message to the dead letters"})
 	case moved:
-		d.report(&Error{Kind: ErrDeadLetter, Interface: s.iface, Path: s.path, Err: errors.New(reason), Op: "moved a refused stored message to the dead letters"})
+		d.report(&Error{Kind: ErrDeadLetter, Interface: probe.iface, Path: probe.path, Err: errors.New(reason), Op: "moved a refused stored message to the dead letters"})
 	}
 }
 
@@ -291,6 +349,9 @@ func (d *Device) settle(ctx context.Context, o *owner) {
 	}
 	var ids []uint64
 	for _, r := range acked {
+		if r == o.probe { // accepted: back to normal
+			o.probe, o.probing, o.refusals, o.more = nil, false, 0, true
+		}
 		switch r.kind {
 		case recStored:
 			ids = append(ids, r.storedID)
@@ -316,6 +377,9 @@ func (d *Device) settle(ctx context.Context, o *owner) {
 // queue, properties are resent from the store by the next sync or mark,
 // discard ones are dropped.
 func (d *Device) requeue(o *owner, r *record) {
+	if r == o.probe {
+		o.probe = nil // it never reached the broker: send it again
+	}
 	switch r.kind {
 	case recStored:
 		if r.storedID <= o.cursor {
@@ -336,8 +400,21 @@ func (d *Device) requeue(o *owner, r *record) {
 // pump publishes queued data while the in-flight window has room:
 // property changes first, then volatile data, then stored data in order.
 // It reports whether the connection got stuck (and was ended).
-func (d *Device) pump(ctx context.Context, c *conn, o *owner) bool {
-	for o.more && d.session.inFlight() < d.cfg.MaxInFlight && !c.isLost() {
+func (d *Device) pump(ctx context.Context, c *conn, o *owner) {
+	if o.probing {
+		if o.probe != nil {
+			return // wait for its acknowledgement
+		}
+		out, ok := d.nextStored(ctx, o)
+		if !ok {
+			o.probing = false // nothing stored left to suspect
+		} else {
+			o.probe = out.rec
+			d.write(ctx, c, writeReq{out: out})
+			return
+		}
+	}
+	for o.more && !d.windowFull() && !c.isLost() {
 		out, ok := d.nextProperty(ctx)
 		if !ok {
 			out, ok = d.nextVolatile()
@@ -347,13 +424,12 @@ func (d *Device) pump(ctx context.Context, c *conn, o *owner) bool {
 		}
 		if !ok {
 			o.more = false
-			return false
+			return
 		}
-		if d.publish(c, o, out) {
-			return true
+		if !d.write(ctx, c, writeReq{out: out}) {
+			return
 		}
 	}
-	return false
 }
 
 // outbound is a message the owner loop is about to publish.
@@ -364,42 +440,22 @@ type outbound struct {
 	rec     *record
 }
 
-// publish hands out to paho. A QoS 1/2 packet goes into the session with
-// its record; when paho refuses it before that, it is requeued. When paho
-// could not even hand the packet to its writer (WriteTimeout), the
-// connection is stuck: it is ended (its session state is replayed by the
-// next one), and publish reports true.
-func (d *Device) publish(c *conn, o *owner, out outbound) bool {
-	defer d.unbusy()
-	var tok mqtt.Token
-	send := func() { tok = c.client.Publish(out.topic, out.qos, false, out.payload) }
-	if out.qos == 0 {
-		send()
-	} else if !d.session.hand(out.rec, send) {
-		d.requeue(o, out.rec) // refused before entering the session
-		return false
+// raiseFloor raises the packet-identifier floor before identifiers reach
+// it (the writer calls it after each QoS 1/2 publish).
+func (d *Device) raiseFloor(tok mqtt.Token) {
+	pt, ok := tok.(*mqtt.PublishToken)
+	if !ok || pt.MessageID() == 0 {
+		return
 	}
-	select {
-	case <-tok.Done():
-		if err := tok.Error(); err != nil {
-			if out.qos == 0 && out.rec != nil {
-				d.requeue(o, out.rec)
-			}
-			if c.isLost() {
-				return false
-			}
-			d.log.Warn("connection stuck; replacing it", "err", err)
-			c.close()
-			return true
-		}
-	default:
+	d.floorMu.Lock()
+	floor := d.floor
+	d.floorMu.Unlock()
+	if idDistance(pt.MessageID(), floor) >= floorMargin {
+		return
 	}
-	if out.qos == 0 && out.rec != nil && out.rec.kind == recStored {
-		// QoS 0 has no acknowledgement: a stored message is done once paho
-		// has it (unreliable delivery is what its mapping asks for).
-		d.session.settled(out.rec)
+	if err := d.setFloor(context.Background(), addID(floor, floorStep)); err != nil && !d.isClosed() {
+		d.report(&Error{Kind: ErrStore, Err: err, Op: "raising the packet identifier floor"})
 	}
-	return false
 }
 
 // unbusy ends the hand-over of one message taken from a queue.
@@ -483,6 +539,9 @@ func (d *Device) nextStored(ctx context.Context, o *owner) (outbound, bool) {
 		m := o.stored[0]
 		o.stored = o.stored[1:]
 		o.cursor = m.ID
+		if d.session.holds(m.ID) {
+			continue // on its way, or its flow is in the session
+		}
 		if !m.Deadline.IsZero() && time.Now().After(m.Deadline) {
 			d.log.Debug("dropping expired stored message", "interface", m.Interface, "path", m.Path)
 			if err := d.store.Ack(ctx, m.ID); err != nil && !d.isClosed() {
@@ -491,6 +550,7 @@ func (d *Device) nextStored(ctx context.Context, o *owner) (outbound, bool) {
 			continue
 		}
 		d.busy.Add(1)
+		d.session.takeStored(m.ID)
 		rec := &record{kind: recStored, storedID: m.ID, iface: m.Interface, path: m.Path}
 		return outbound{topic: d.base + "/" + m.Interface + m.Path, qos: m.QoS, payload: m.Payload, rec: rec}, true
 	}

@@ -51,13 +51,13 @@ type session struct {
 	gen     uint64
 	seq     uint64
 	entries map[string]*entry
-	// next is the record for the PUBLISH the owner loop is handing to paho
-	// right now; Put attaches it to that packet's entry.
-	next    *record
 	acked   []*record // acknowledged, not yet settled by the owner
-	orphans []*record // the broker lost the session: to be requeued
+	orphans []*record // the broker lost the session, or never took them: to be requeued
 	pending int       // entries holding a record
-	signal  chan struct{}
+	// stored holds the IDs of stored messages on their way to the session
+	// or with a flow in it, which the owner loop must not publish again.
+	stored map[uint64]bool
+	signal chan struct{}
 }
 
 type entry struct {
@@ -68,7 +68,85 @@ type entry struct {
 }
 
 func newSession() *session {
-	return &session{entries: map[string]*entry{}, signal: make(chan struct{}, 1)}
+	return &session{entries: map[string]*entry{}, stored: map[uint64]bool{}, signal: make(chan struct{}, 1)}
+}
+
+// preload adds an entry before the first connection (restoreSession).
+func (s *session) preload(key string, pkt packets.ControlPacket, rec *record) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.entries[key]; ok {
+		return
+	}
+	s.seq++
+	s.entries[key] = &entry{seq: s.seq, gen: s.gen, pkt: pkt}
+	s.attach(s.entries[key], rec)
+}
+
+// attach gives e its record; s.mu must be held.
+func (s *session) attach(e *entry, rec *record) {
+	if rec == nil {
+		return
+	}
+	e.rec = rec
+	s.pending++
+	if rec.kind == recStored {
+		s.stored[rec.storedID] = true
+	}
+}
+
+// detach takes e's record back; s.mu must be held.
+func (s *session) detach(e *entry) *record {
+	rec := e.rec
+	if rec == nil {
+		return nil
+	}
+	e.rec = nil
+	s.pending--
+	delete(s.stored, rec.storedID)
+	return rec
+}
+
+// holds reports whether a stored message has a flow in the session.
+func (s *session) holds(storedID uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stored[storedID]
+}
+
+// nextID returns the packet identifier a new paho client will issue first:
+// paho continues after the highest identifier the session holds, skipping
+// those in use; with an empty session it starts at 1.
+func (s *session) nextID() uint16 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var highest uint16
+	used := map[uint16]bool{}
+	for k := range s.entries {
+		if id, ok := packetID(k); ok {
+			used[id] = true
+			highest = max(highest, id)
+		}
+	}
+	id := addID(highest, 1)
+	for used[id] && id != highest {
+		id = addID(id, 1)
+	}
+	return id
+}
+
+// storedFlows returns the entries that carry a stored message's flow.
+func (s *session) storedFlows() []*entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*entry
+	for _, e := range s.entries {
+		if e.rec != nil && e.rec.kind == recStored {
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(a, b *entry) int { return cmp.Compare(a.seq, b.seq) })
+	return out
 }
 
 // view returns the store for a new connection's paho client; older views
@@ -86,33 +164,67 @@ func (s *session) lost() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, e := range s.entries {
-		if e.rec != nil {
-			s.orphans = append(s.orphans, e.rec)
+		if rec := s.detach(e); rec != nil {
+			s.orphans = append(s.orphans, rec)
 		}
 	}
 	s.entries = map[string]*entry{}
-	s.pending = 0
 }
 
-// hand runs publish with rec as the record of the PUBLISH it persists; it
-// reports whether paho took the packet into the session (false: it was
-// refused before that, e.g. not connected, and rec is the caller's again).
-func (s *session) hand(rec *record, publish func()) bool {
+// hand runs publish (a paho Publish on v's client) with rec as the record
+// of the PUBLISH it persists; it reports whether paho took the packet into
+// the session (false: it was refused before that, e.g. not connected, and
+// rec is the caller's again). One goroutine per view calls it.
+func (v *sessionView) hand(rec *record, publish func()) bool {
+	s := v.s
 	s.mu.Lock()
-	s.next = rec
+	v.next = rec
 	s.mu.Unlock()
 	publish()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	taken := s.next == nil
-	s.next = nil
+	taken := v.next == nil
+	v.next = nil
 	return taken
+}
+
+// releasing reports whether the session holds PUBREL packets: paho replays
+// them on a new connection without reserving their identifiers, so nothing
+// new may be published until the broker has completed them.
+func (s *session) releasing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, e := range s.entries {
+		if _, rel := e.pkt.(*packets.PubrelPacket); rel && strings.HasPrefix(k, "o.") {
+			return true
+		}
+	}
+	return false
+}
+
+// giveBack returns a record that never entered the session to the owner.
+func (s *session) giveBack(rec *record) {
+	s.mu.Lock()
+	s.orphans = append(s.orphans, rec)
+	delete(s.stored, rec.storedID)
+	s.mu.Unlock()
+	s.notify()
+}
+
+// take marks a stored message as taken by the owner loop, on its way to
+// the session: it must not be read from the queue again until it is
+// acknowledged or given back.
+func (s *session) takeStored(id uint64) {
+	s.mu.Lock()
+	s.stored[id] = true
+	s.mu.Unlock()
 }
 
 // settled queues rec as done without a broker acknowledgement (QoS 0).
 func (s *session) settled(rec *record) {
 	s.mu.Lock()
 	s.acked = append(s.acked, rec)
+	delete(s.stored, rec.storedID)
 	s.mu.Unlock()
 	s.notify()
 }
@@ -133,30 +245,6 @@ func (s *session) inFlight() int {
 	return s.pending
 }
 
-// oldestUnreceivedStored returns the record of the oldest outbound packet
-// of the session when that packet is a stored message's PUBLISH the broker
-// has not acknowledged receiving (no PUBACK, no PUBREC): everything sent
-// before it was completed, so when the broker then drops the connection
-// and discards the session, that message is the likely cause. Otherwise it
-// returns nil.
-func (s *session) oldestUnreceivedStored() *record {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var oldest *entry
-	for k, e := range s.entries {
-		if strings.HasPrefix(k, "o.") && (oldest == nil || e.seq < oldest.seq) {
-			oldest = e
-		}
-	}
-	if oldest == nil || oldest.rec == nil || oldest.rec.kind != recStored {
-		return nil
-	}
-	if _, isPublish := oldest.pkt.(*packets.PublishPacket); !isPublish {
-		return nil
-	}
-	return oldest.rec
-}
-
 func (s *session) notify() {
 	select {
 	case s.signal <- struct{}{}:
@@ -168,6 +256,9 @@ func (s *session) notify() {
 type sessionView struct {
 	s   *session
 	gen uint64
+	// next is the record of the PUBLISH being handed to paho right now;
+	// Put attaches it to that packet's entry. Guarded by s.mu.
+	next *record
 }
 
 var _ mqtt.Store = (*sessionView)(nil)
@@ -195,12 +286,42 @@ func (v *sessionView) Put(key string, pkt packets.ControlPacket) {
 		s.seq++
 		e = &entry{seq: s.seq, gen: v.gen}
 		s.entries[key] = e
-		if _, isPublish := pkt.(*packets.PublishPacket); isPublish && s.next != nil && strings.HasPrefix(key, "o.") {
-			e.rec, s.next = s.next, nil
-			s.pending++
+		if _, isPublish := pkt.(*packets.PublishPacket); isPublish && v.next != nil && strings.HasPrefix(key, "o.") {
+			s.attach(e, v.next)
+			v.next = nil
 		}
 	}
 	e.pkt = pkt
+}
+
+// received records that the broker acknowledged receiving a QoS 2
+// PUBLISH (PUBREC): from now on the flow is resumed with a PUBREL, never
+// with the PUBLISH again.
+func (v *sessionView) received(id uint16) {
+	s := v.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.entries[outboundKey(id)]
+	if !ok || e.gen > v.gen {
+		return
+	}
+	if _, isPublish := e.pkt.(*packets.PublishPacket); isPublish {
+		rel := packets.NewControlPacket(packets.Pubrel).(*packets.PubrelPacket)
+		rel.MessageID = id
+		e.pkt = rel
+	}
+}
+
+// hasStored reports whether stored messages are in flight.
+func (s *session) hasStored() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.entries {
+		if e.rec != nil && e.rec.kind == recStored {
+			return true
+		}
+	}
+	return false
 }
 
 // Get implements mqtt.Store.
@@ -242,9 +363,8 @@ func (v *sessionView) Del(key string) {
 		return
 	}
 	delete(s.entries, key)
-	if e.rec != nil {
-		s.pending--
-		s.acked = append(s.acked, e.rec)
+	if rec := s.detach(e); rec != nil {
+		s.acked = append(s.acked, rec)
 		s.notify()
 	}
 }

@@ -104,7 +104,7 @@ func (h *hook) ID() string { return "astartetest" }
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablish,
-		mqtt.OnSubscribed, mqtt.OnPublish, mqtt.OnDisconnect,
+		mqtt.OnSubscribed, mqtt.OnPublish, mqtt.OnDisconnect, mqtt.OnPacketRead,
 	}, []byte{b})
 }
 
@@ -148,11 +148,16 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, _ bool) bool {
 // one (forced disconnect, ClearSession), before the broker looks it up.
 func (h *hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 	st := h.a.state(deviceOf(cl))
+	_, resumable := h.a.server.Clients.Get(cl.ID)
 	st.mu.Lock()
 	clear := st.clearSession
 	st.clearSession = false
 	st.client = cl
 	st.connections++
+	if clear || !resumable {
+		st.sessions++
+		st.awaitingRelease, st.released = map[uint16]string{}, map[uint16]string{}
+	}
 	st.mu.Unlock()
 	if clear {
 		if old, ok := h.a.server.Clients.Get(cl.ID); ok {
@@ -191,6 +196,9 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, nil
 	}
 	id := deviceOf(cl)
+	if h.a.state(id).repeated(pk) {
+		return pk, nil // acknowledged again, not received again
+	}
 	rest := strings.TrimPrefix(strings.TrimPrefix(pk.TopicName, string(cl.Properties.Username)), "/")
 	errName, err := h.a.receive(id, rest, pk.Payload, pk.FixedHeader.Qos)
 	if errName == "" {
@@ -209,6 +217,48 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		cl.Stop(fmt.Errorf("astartetest: %s: %w", errName, err))
 	}
 	return pk, packets.ErrRejectPacket
+}
+
+// OnPacketRead completes a QoS 2 flow when its PUBREL arrives.
+func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Pubrel && !cl.Net.Inline {
+		st := h.a.state(deviceOf(cl))
+		st.mu.Lock()
+		st.released[pk.PacketID] = st.awaitingRelease[pk.PacketID]
+		delete(st.awaitingRelease, pk.PacketID)
+		st.mu.Unlock()
+	}
+	return pk, nil
+}
+
+// repeated reports whether pk is a resend (DUP) of a QoS 2 PUBLISH the
+// device already delivered in this session: one not released yet, or the
+// one just released under the same packet ID. Astarte's broker delivers
+// such a message once. mochi alone does not: its inflight state can miss a
+// message when a session is taken over while the old connection is still
+// being processed, and it resends PUBREC on resumption, so that a client
+// may release a message before its own resend of it arrives. The fake
+// therefore keeps its own record of the session's QoS 2 flows.
+func (st *deviceState) repeated(pk packets.Packet) bool {
+	if pk.FixedHeader.Qos != 2 {
+		return false
+	}
+	msg := pk.TopicName + "\x00" + string(pk.Payload)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.awaitingRelease == nil {
+		st.awaitingRelease, st.released = map[uint16]string{}, map[uint16]string{}
+	}
+	if prev, ok := st.awaitingRelease[pk.PacketID]; ok && prev == msg {
+		// A resend, or the original still being processed by a connection
+		// the device already replaced.
+		return true
+	}
+	if pk.FixedHeader.Dup && st.released[pk.PacketID] == msg {
+		return true
+	}
+	st.awaitingRelease[pk.PacketID] = msg
+	return false
 }
 
 // deviceOf returns the device ID of an authenticated client.

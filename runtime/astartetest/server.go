@@ -35,14 +35,20 @@ type deviceState struct {
 	introspection map[string]*runtime.Interface // name → installed interface
 	rawIntro      string
 	received      []Received
+	receivedIn    []int             // the session number of each received message
 	deviceProps   map[string]any    // "<iface><path>" → value
 	serverProps   map[string][]byte // "<iface><path>" → payload
 	errors        []string
 	events        []string
 	connections   int
-	clearSession  bool
-	client        *mqtt.Client
-	changed       chan struct{} // closed and replaced on every new record
+	sessions      int // fresh MQTT sessions started so far
+	// awaitingRelease holds the QoS 2 messages (topic and payload) received
+	// in the current session and not yet released (PUBREL), by packet ID;
+	// released the last one released under each packet ID.
+	awaitingRelease, released map[uint16]string
+	clearSession              bool
+	client                    *mqtt.Client
+	changed                   chan struct{} // closed and replaced on every new record
 }
 
 func (a *Astarte) state(deviceID string) *deviceState {
@@ -232,6 +238,7 @@ func (a *Astarte) receiveData(st *deviceState, name, path string, payload []byte
 		}
 	}
 	st.received = append(st.received, r)
+	st.receivedIn = append(st.receivedIn, st.sessions)
 	st.notify()
 	return "", nil
 }
@@ -331,6 +338,18 @@ func (a *Astarte) Received(deviceID string) []Received {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return slices.Clone(st.received)
+}
+
+// ReceivedSessions returns, for each message of Received, the MQTT session
+// it arrived in: a number that grows each time the broker starts the
+// device on a fresh session (first connection, session discarded, broker
+// restarted). Two deliveries of one QoS 2 message within one session are
+// the client's fault.
+func (a *Astarte) ReceivedSessions(deviceID string) ([]Received, []int) {
+	st := a.state(deviceID)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return slices.Clone(st.received), slices.Clone(st.receivedIn)
 }
 
 // WaitReceived waits (up to 10 s) until the device has sent at least n

@@ -1,0 +1,113 @@
+package runtime_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/astarte-gen/astarte-gen/internal/chaos"
+	astarte "github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
+)
+
+// TestChaos runs seeded chaos scenarios against the fake Astarte (see
+// package internal/chaos for the workload and the invariants). By default
+// a few seeds of 3 s each; ASTARTE_CHAOS_SEEDS=n runs n seeds,
+// ASTARTE_CHAOS_SEED=s reruns one, ASTARTE_CHAOS_DURATION=10s lengthens
+// the chaos phase.
+func TestChaos(t *testing.T) {
+	for _, seed := range chaosSeeds(t) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			a := astartetest.New(t, chaos.Installed, chaos.Props, chaos.Commands)
+			cfg := testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA")
+			cfg.VolatileCapacity = 1 << 20 // losses only by the capacity rule: none here
+			cfg.MaxInFlight = 64
+			target := &fakeTarget{a: a, id: cfg.DeviceID}
+			chaos.Run(t, target, chaos.Options{Seed: seed, Duration: chaosDuration(t)}, func(onError func(error)) (*astarte.Device, error) {
+				c := cfg
+				c.OnError = onError
+				return astarte.New(c, chaos.Data, chaos.Props, chaos.Commands)
+			})
+		})
+	}
+}
+
+// chaosSeeds returns the seeds to run: ASTARTE_CHAOS_SEED alone, or
+// ASTARTE_CHAOS_SEEDS (default 3) seeds starting from a fixed base.
+func chaosSeeds(t *testing.T) []uint64 {
+	if s := os.Getenv("ASTARTE_CHAOS_SEED"); s != "" {
+		seed, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("ASTARTE_CHAOS_SEED: %v", err)
+		}
+		return []uint64{seed}
+	}
+	n := 3
+	if s := os.Getenv("ASTARTE_CHAOS_SEEDS"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil {
+			t.Fatalf("ASTARTE_CHAOS_SEEDS: %v", err)
+		}
+	}
+	seeds := make([]uint64, n)
+	for i := range seeds {
+		seeds[i] = uint64(1000 + i)
+	}
+	return seeds
+}
+
+func chaosDuration(t *testing.T) time.Duration {
+	s := os.Getenv("ASTARTE_CHAOS_DURATION")
+	if s == "" {
+		return 3 * time.Second
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		t.Fatalf("ASTARTE_CHAOS_DURATION: %v", err)
+	}
+	return d
+}
+
+// fakeTarget is the fake Astarte as a chaos target: every fault it has.
+type fakeTarget struct {
+	a  *astartetest.Astarte
+	id string
+}
+
+func (f *fakeTarget) Faults() []chaos.Fault {
+	return []chaos.Fault{
+		{Name: "drop, session kept", Weight: 4, Do: func(*rand.Rand) { f.a.DropConnection(f.id) }},
+		{Name: "drop, session lost", Weight: 2, Do: func(*rand.Rand) { f.a.ClearSession(f.id); f.a.DropConnection(f.id) }},
+		{Name: "drop at the next PUBREL", Weight: 2, Do: func(*rand.Rand) { f.a.DropOnPacket(f.id, astartetest.PacketPubrel, 1) }},
+		{Name: "drop at the next PUBLISH", Weight: 1, Do: func(*rand.Rand) { f.a.DropOnPacket(f.id, astartetest.PacketPublish, 1) }},
+		{Name: "broker restart", Weight: 1, Do: func(rng *rand.Rand) {
+			f.a.StopBroker()
+			time.Sleep(time.Duration(50+rng.IntN(250)) * time.Millisecond)
+			if err := f.a.StartBroker(); err != nil {
+				panic(err)
+			}
+		}},
+	}
+}
+
+func (f *fakeTarget) Heal() { f.a.DropOnPacket(f.id, astartetest.PacketPubrel, 0) }
+
+func (f *fakeTarget) Deliveries() []chaos.Delivery {
+	received, sessions := f.a.ReceivedSessions(f.id)
+	out := make([]chaos.Delivery, len(received))
+	for i, r := range received {
+		out[i] = chaos.Delivery{Interface: r.Interface, Path: r.Path, Value: r.Value, Session: sessions[i]}
+	}
+	return out
+}
+
+func (f *fakeTarget) Properties() map[string]any { return f.a.DeviceProperties(f.id) }
+
+func (f *fakeTarget) Command(v int32) error {
+	return f.a.SendDatastream(f.id, chaos.Commands.Name, "/block", v)
+}
+
+func (f *fakeTarget) RefusesPoison() bool { return true }

@@ -1,0 +1,98 @@
+package runtime
+
+import (
+	"context"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// writeQueue bounds the publishes waiting for a connection's writer.
+const writeQueue = 64
+
+// writeReq is one publish for a connection's writer. result, when set,
+// receives the paho token (nil when the packet was not published).
+type writeReq struct {
+	out    outbound
+	result chan<- mqtt.Token
+}
+
+// write hands req to c's writer, unless c is lost or ctx ends first (the
+// record then goes back to the owner). The caller has counted the message
+// busy; the writer (or write) ends that.
+func (d *Device) write(ctx context.Context, c *conn, req writeReq) bool {
+	d.handing.Add(1)
+	select {
+	case c.reqs <- req:
+		return true
+	case <-c.lost:
+	case <-ctx.Done():
+	}
+	d.handing.Add(-1)
+	d.unbusy()
+	if req.out.rec != nil {
+		d.session.giveBack(req.out.rec)
+	}
+	return false
+}
+
+// writer publishes what the owner loop hands it, in order, until the owner
+// closes c.reqs. paho's Publish may block (a full socket, or a connection
+// dying under it, up to Config.WriteTimeout): it blocks this goroutine,
+// never the owner loop or a caller.
+func (d *Device) writer(c *conn) {
+	defer d.wg.Done()
+	for req := range c.reqs {
+		d.publishNow(c, req)
+	}
+}
+
+// publishNow publishes one request. A QoS 1/2 packet enters the session
+// with its record; one refused before that goes back to the owner. When
+// paho reports an error at once, a connection that is not known to be lost
+// is stuck (paho could not hand the packet to its socket writer): it is
+// ended, and the next connection replays the session.
+func (d *Device) publishNow(c *conn, req writeReq) {
+	defer d.unbusy()
+	defer d.handing.Add(-1)
+	out := req.out
+	var tok mqtt.Token
+	send := func() { tok = c.client.Publish(out.topic, out.qos, false, out.payload) }
+	switch {
+	case c.isLost():
+	case out.qos == 0 || out.rec == nil:
+		send()
+	case !c.view.hand(out.rec, send):
+		tok = nil
+	}
+	if req.result != nil {
+		req.result <- tok
+	}
+	if tok == nil {
+		if out.rec != nil {
+			d.session.giveBack(out.rec)
+		}
+		return
+	}
+	if out.qos > 0 {
+		d.raiseFloor(tok)
+	}
+	select {
+	case <-tok.Done():
+		if err := tok.Error(); err != nil {
+			if out.qos == 0 && out.rec != nil {
+				d.session.giveBack(out.rec)
+			}
+			if !c.isLost() {
+				d.log.Warn("connection stuck; replacing it", "err", err)
+				c.end()
+			}
+			return
+		}
+	default:
+	}
+	if out.qos == 0 && out.rec != nil && out.rec.kind == recStored {
+		// QoS 0 has no acknowledgement: a stored message is done once paho
+		// has it (unreliable delivery is what its mapping asks for).
+		d.session.settled(out.rec)
+	}
+}
