@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -296,9 +295,6 @@ func TestChurnVolatileQueueNotStuck(t *testing.T) {
 // Publish waits WriteTimeout (5 s) for a writer that is gone; meanwhile
 // State says connected and the device neither publishes nor reconnects.
 func TestChurnReconnectsPromptlyAfterDrop(t *testing.T) {
-	if os.Getenv("ASTARTE_CHURN_KNOWN_BUGS") == "" {
-		t.Skip("BUG: the owner loop blocks in paho's Publish for WriteTimeout after a drop; set ASTARTE_CHURN_KNOWN_BUGS=1 to run")
-	}
 	a, d, _ := churnDevice(t, func(c *astarte.Config) { c.VolatileCapacity = 100_000 })
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -399,10 +395,6 @@ func TestChurnCloseReleasesStore(t *testing.T) {
 // persistent session. The broker drops the connection at the first PUBREL
 // of 50 connections, keeping the session; every value must arrive once.
 func TestChurnUniqueExactlyOnceAcrossDrops(t *testing.T) {
-	if os.Getenv("ASTARTE_CHURN_KNOWN_BUGS") == "" {
-		t.Skip("BUG: unique messages already at the PUBREL stage are resent as PUBLISH after a reconnection " +
-			"(paho does not store the PUBREL) and delivered twice in one session; set ASTARTE_CHURN_KNOWN_BUGS=1 to run")
-	}
 	a, d, _ := churnDevice(t, nil)
 	const n, drops = 1000, 50
 	a.DropOnPacket(churnID, astartetest.PacketPubrel, drops)
@@ -462,10 +454,6 @@ var (
 // the device reconnected and resent it forever, nothing behind it was
 // delivered, and the error hook was never called.
 func TestChurnPoisonMessageMovedAside(t *testing.T) {
-	if os.Getenv("ASTARTE_CHURN_KNOWN_BUGS") == "" {
-		t.Skip("BUG: when the device notices the refusal through a failed write (\"connection stuck; replacing it\") " +
-			"it does not count it, so the message is resent more than MaxRefusals times; set ASTARTE_CHURN_KNOWN_BUGS=1 to run")
-	}
 	a := astartetest.New(t, churnEvolving)
 	cfg := testConfig(t, a, churnID)
 	cfg.MaxRefusals = 3
