@@ -119,18 +119,25 @@ func identity(cl *mqtt.Client) (cn, serial string, ok bool) {
 }
 
 // OnConnectAuthenticate accepts a device whose certificate CN names this
-// realm and a registered device with its current certificate, and whose
-// client id equals that CN (so no device can take over another's session).
+// realm and a registered device with its current certificate. As in
+// Astarte, the identity is the CN, whatever client id the device sent
+// (Astarte's Python SDK sends an empty one): the client id is replaced by
+// the CN, so the MQTT session, the ACL and the fake's records all follow
+// the identity and no device can take over another's session.
 func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
 	cn, serial, ok := identity(cl)
 	realm, id, found := strings.Cut(cn, "/")
-	if !ok || !found || realm != h.a.realm || id == "" || strings.ContainsAny(cn, "+#") || cl.ID != cn {
+	if !ok || !found || realm != h.a.realm || id == "" || strings.ContainsAny(id, "/+#") {
 		return false
 	}
 	if err := h.a.brokerAllows(id, serial); err != nil {
 		h.a.state(id).record("refused " + err.Error())
 		return false
 	}
+	if cl.Properties.Props.AssignedClientID != "" {
+		cl.Properties.Props.AssignedClientID = cn // MQTT 5 only; Astarte speaks 3.1.1
+	}
+	cl.ID = cn
 	cl.Properties.Username = []byte(cn)
 	return true
 }
