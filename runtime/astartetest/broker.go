@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
@@ -36,15 +35,15 @@ func (a *Astarte) startBroker() error {
 		addr = "127.0.0.1:0"
 	}
 	server := mqtt.New(&mqtt.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
-	if err := server.AddHook(&hook{a: a}, nil); err != nil {
+	if err := server.AddHook(&hook{a: a, server: server}, nil); err != nil {
 		return fmt.Errorf("astartetest: broker hook: %w", err)
 	}
-	l := listeners.NewTCP(listeners.Config{ID: "mqtts", Address: addr, TLSConfig: &tls.Config{
+	l := newTLSListener("mqtts", addr, &tls.Config{
 		MinVersion:   tls.VersionTLS12,
 		Certificates: []tls.Certificate{a.ca.ServerCertificate()},
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    a.ca.Pool(),
-	}})
+	})
 	if err := server.AddListener(l); err != nil {
 		return fmt.Errorf("astartetest: broker listener on %s: %w", addr, err)
 	}
@@ -91,7 +90,8 @@ func (a *Astarte) StartBroker() error { return a.startBroker() }
 // hook connects the broker to the fake Astarte.
 type hook struct {
 	mqtt.HookBase
-	a *Astarte
+	a      *Astarte
+	server *mqtt.Server // the server the hook is installed on
 }
 
 // ID names the hook.
@@ -159,10 +159,10 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 	st.connections++
 	st.mu.Unlock()
 	if clear {
-		if old, ok := h.a.server.Clients.Get(cl.ID); ok {
+		if old, ok := h.server.Clients.Get(cl.ID); ok {
 			old.ClearInflights()
-			h.a.server.UnsubscribeClient(old)
-			h.a.server.Clients.Delete(cl.ID)
+			h.server.UnsubscribeClient(old)
+			h.server.Clients.Delete(cl.ID)
 		}
 	}
 }

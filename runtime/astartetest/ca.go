@@ -109,10 +109,15 @@ func (ca *CA) SignCSR(csr *x509.CertificateRequest, cn string, lifetime time.Dur
 		return nil, fmt.Errorf("astartetest: CSR signature: %w", err)
 	}
 	now := time.Now()
+	// Backdated for clock skew, as CAs do, but by at most a tenth of the
+	// lifetime: a client that renews after a fraction of the validity
+	// (counted from NotBefore) must not find a seconds-long test
+	// certificate already due for renewal.
+	backdate := min(time.Minute, lifetime/10)
 	tmpl := &x509.Certificate{
 		SerialNumber: ca.nextSerial(),
 		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    now.Add(-time.Minute),
+		NotBefore:    now.Add(-backdate),
 		NotAfter:     now.Add(lifetime),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
