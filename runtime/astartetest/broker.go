@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -22,7 +23,12 @@ type brokerSide struct {
 	server *mqtt.Server
 	addr   string
 	states map[string]*deviceState
+	// waitTimeout bounds the Wait methods (wait.go).
+	waitTimeout time.Duration
 }
+
+// maxRemainingLength is Astarte's limit on a device packet (spec §3.1).
+const maxRemainingLength = 65535
 
 func (a *Astarte) startBroker() error {
 	a.bmu.Lock()
@@ -34,7 +40,12 @@ func (a *Astarte) startBroker() error {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	server := mqtt.New(&mqtt.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
+	caps := mqtt.NewDefaultServerCapabilities()
+	// Astarte's broker refuses (closing the connection) packets whose
+	// remaining length exceeds 65,535 bytes (spec §3.1); mochi counts one
+	// byte more.
+	caps.MaximumPacketSize = maxRemainingLength + 1
+	server := mqtt.New(&mqtt.Options{InlineClient: true, Capabilities: caps, Logger: slog.New(slog.DiscardHandler)})
 	if err := server.AddHook(&hook{a: a, server: server}, nil); err != nil {
 		return fmt.Errorf("astartetest: broker hook: %w", err)
 	}

@@ -8,10 +8,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
+	"unicode/utf8"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 
 	"github.com/astarte-gen/astarte-gen/runtime"
 )
@@ -41,8 +43,10 @@ type deviceState struct {
 	events        []string
 	connections   int
 	clearSession  bool
-	client        *mqtt.Client
-	changed       chan struct{} // closed and replaced on every new record
+	// plaintextPurge is the purge_properties_compression_format capability.
+	plaintextPurge bool
+	client         *mqtt.Client
+	changed        chan struct{} // closed and replaced on every new record
 }
 
 func (a *Astarte) state(deviceID string) *deviceState {
@@ -91,7 +95,7 @@ func (a *Astarte) receive(deviceID, rest string, payload []byte, qos byte) (stri
 		return "unexpected_control_message", errors.New(rest)
 	case rest == "capabilities":
 		st.record("capabilities")
-		return "", nil
+		return setCapabilities(st, payload)
 	}
 	name, path, _ := strings.Cut(rest, "/")
 	st.record("data " + name + "/" + path)
@@ -152,8 +156,12 @@ func (a *Astarte) emptyCache(deviceID string, st *deviceState) (string, error) {
 	for i, k := range keys {
 		values[i] = st.serverProps[k]
 	}
+	purge := runtime.EncodePurge(keys)
+	if st.plaintextPurge {
+		purge = []byte(strings.Join(keys, ";"))
+	}
 	st.mu.Unlock()
-	if err := a.publish(deviceID, "control/consumer/properties", runtime.EncodePurge(keys), 2); err != nil {
+	if err := a.publish(deviceID, "control/consumer/properties", purge, 2); err != nil {
 		return "empty_cache_error", err
 	}
 	for i, k := range keys {
@@ -167,15 +175,30 @@ func (a *Astarte) emptyCache(deviceID string, st *deviceState) (string, error) {
 	return "", nil
 }
 
+// decodePurge reads a purge list: zlib with a 4-byte header, or the raw
+// text after the plaintext capability.
+func decodePurge(payload []byte, plaintext bool) ([]string, error) {
+	if !plaintext {
+		return runtime.DecodePurge(payload)
+	}
+	if !utf8.Valid(payload) {
+		return nil, errors.New("plaintext purge list is not UTF-8")
+	}
+	if len(payload) == 0 {
+		return nil, nil
+	}
+	return strings.Split(string(payload), ";"), nil
+}
+
 // purgeDeviceProperties keeps only the listed device-owned properties of
 // the introspection's interfaces (spec §3.8).
 func (a *Astarte) purgeDeviceProperties(st *deviceState, payload []byte) (string, error) {
-	entries, err := runtime.DecodePurge(payload)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	entries, err := decodePurge(payload, st.plaintextPurge)
 	if err != nil {
 		return "purge_properties_error", err
 	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
 	for key := range st.deviceProps {
 		name, _, _ := strings.Cut(key, "/")
 		if st.introspection[name] != nil && !slices.Contains(entries, key) {
@@ -200,6 +223,9 @@ func (a *Astarte) receiveData(st *deviceState, name, path string, payload []byte
 		return "invalid_path", errors.New(path)
 	}
 	match, err := iface.Match(path)
+	if err != nil && iface.Aggregation == runtime.Individual && prefixOfEndpoint(iface, path) {
+		return "ambiguous_path", err
+	}
 	if err != nil {
 		return "mapping_not_found", err
 	}
@@ -233,6 +259,56 @@ func (a *Astarte) receiveData(st *deviceState, name, path string, payload []byte
 	}
 	st.received = append(st.received, r)
 	st.notify()
+	return "", nil
+}
+
+// prefixOfEndpoint reports whether path is a strict prefix of one of the
+// interface's endpoints (Astarte's ambiguous_path).
+func prefixOfEndpoint(iface *runtime.Interface, path string) bool {
+	levels := strings.Split(strings.Trim(path, "/"), "/")
+	for _, m := range iface.Mappings {
+		ep := strings.Split(strings.Trim(m.Endpoint, "/"), "/")
+		if len(levels) >= len(ep) {
+			continue
+		}
+		if matchLevels(ep[:len(levels)], levels) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchLevels matches path levels against endpoint levels (%{…} matches
+// any level).
+func matchLevels(endpoint, levels []string) bool {
+	for i, l := range levels {
+		if !strings.HasPrefix(endpoint[i], "%{") && endpoint[i] != l {
+			return false
+		}
+	}
+	return true
+}
+
+// setCapabilities stores a capabilities document (spec §3.9); a malformed
+// one is refused and the old values kept.
+func setCapabilities(st *deviceState, payload []byte) (string, error) {
+	doc := bsoncore.Document(payload)
+	if err := doc.Validate(); err != nil {
+		return "malformed_capabilities_message", err
+	}
+	format := ""
+	if v, err := doc.LookupErr("purge_properties_compression_format"); err == nil {
+		s, ok := v.StringValueOK()
+		if !ok || (s != "zlib" && s != "plaintext") {
+			return "malformed_capabilities_message", fmt.Errorf("purge_properties_compression_format %s", v)
+		}
+		format = s
+	}
+	if format != "" {
+		st.mu.Lock()
+		st.plaintextPurge = format == "plaintext"
+		st.mu.Unlock()
+	}
 	return "", nil
 }
 
@@ -331,29 +407,6 @@ func (a *Astarte) Received(deviceID string) []Received {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return slices.Clone(st.received)
-}
-
-// WaitReceived waits (up to 10 s) until the device has sent at least n
-// accepted data messages and returns all of them; it fails the test
-// otherwise.
-func (a *Astarte) WaitReceived(t testing.TB, deviceID string, n int) []Received {
-	t.Helper()
-	st := a.state(deviceID)
-	deadline := time.After(10 * time.Second)
-	for {
-		st.mu.Lock()
-		got, changed := slices.Clone(st.received), st.changed
-		st.mu.Unlock()
-		if len(got) >= n {
-			return got
-		}
-		select {
-		case <-changed:
-		case <-deadline:
-			t.Fatalf("astartetest: device %s sent %d of %d expected messages; events: %q", deviceID, len(got), n, a.Events(deviceID))
-			return got
-		}
-	}
 }
 
 // DeviceProperties returns the device-owned properties Astarte holds,
