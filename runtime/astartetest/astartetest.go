@@ -70,11 +70,13 @@ func (a *Astarte) Realm() string { return a.realm }
 // CA returns the certificate authority of the Pairing API and broker.
 func (a *Astarte) CA() *CA { return a.ca }
 
-// DeviceConfig registers deviceID and returns a runtime.Config that
-// connects it to this Astarte: realm, secret, pairing URL, root CAs. The
-// caller adds a store directory and whatever else it needs.
+// DeviceConfig registers deviceID unless it is registered already and
+// returns a runtime.Config that connects it to this Astarte: realm, secret,
+// pairing URL, root CAs. It is idempotent: every call for a device returns
+// the same secret, before and after pairing. The caller adds a store
+// directory and whatever else it needs.
 func (a *Astarte) DeviceConfig(deviceID string) (runtime.Config, error) {
-	secret, err := a.RegisterDevice(deviceID)
+	secret, err := a.registeredSecret(deviceID)
 	if err != nil {
 		return runtime.Config{}, err
 	}

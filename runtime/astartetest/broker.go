@@ -238,7 +238,7 @@ func (a *Astarte) publish(deviceID, suffix string, payload []byte, qos byte) err
 	server := a.server
 	a.bmu.Unlock()
 	if server == nil {
-		return errors.New("astartetest: broker stopped")
+		return errors.New("broker stopped")
 	}
 	topic := a.realm + "/" + deviceID
 	if suffix != "" {

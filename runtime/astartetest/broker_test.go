@@ -2,7 +2,6 @@ package astartetest_test
 
 import (
 	"crypto/tls"
-	"slices"
 	"testing"
 	"time"
 
@@ -94,13 +93,7 @@ func TestBrokerACL(t *testing.T) {
 		t.Errorf("SUBACK results %v: foreign filter must be refused (0x80), own granted", granted)
 	}
 	c.Publish("test/"+devB+"/"+values.Name+"/v", 1, false, []byte{})
-	deadline := time.Now().Add(5 * time.Second)
-	for c.IsConnectionOpen() && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if c.IsConnectionOpen() {
-		t.Error("publishing on another device's topic did not close the connection")
-	}
+	a.WaitFor(t, "connection closed after publishing on another device's topic", func() bool { return !c.IsConnectionOpen() })
 }
 
 func TestBrokerIntrospectionRules(t *testing.T) {
@@ -115,7 +108,7 @@ func TestBrokerIntrospectionRules(t *testing.T) {
 	payload, _ := p.Integer(1).Finish(time.Time{})
 	// Data before any introspection is refused, and the device dropped.
 	c.Publish("test/"+devA+"/"+values.Name+"/v", 1, false, payload).WaitTimeout(2 * time.Second)
-	waitUntil(t, func() bool { return slices.Contains(a.Errors(devA), "interface_loading_failed") })
+	a.WaitEvent(t, devA, "error interface_loading_failed", 0)
 	c.Disconnect(0)
 
 	c, err = dial(a, "test/"+devA, cert)
@@ -123,7 +116,7 @@ func TestBrokerIntrospectionRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Publish("test/"+devA, 2, false, values.Name+":1:0;").WaitTimeout(2 * time.Second) // trailing ';' is invalid
-	waitUntil(t, func() bool { return slices.Contains(a.Errors(devA), "invalid_introspection") })
+	a.WaitEvent(t, devA, "error invalid_introspection", 0)
 	c.Disconnect(0)
 
 	c, err = dial(a, "test/"+devA, cert)
@@ -136,17 +129,6 @@ func TestBrokerIntrospectionRules(t *testing.T) {
 	got := a.WaitReceived(t, devA, 1)
 	if got[0].Value != int32(1) || got[0].QoS != 1 {
 		t.Errorf("received %+v", got[0])
-	}
-}
-
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 5 s")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -189,5 +171,5 @@ func TestIdentityFromCertificate(t *testing.T) {
 	if a.Connections(devA) != 2 || a.Connections(devB) != 0 {
 		t.Errorf("connections devA=%d devB=%d, want 2 and 0", a.Connections(devA), a.Connections(devB))
 	}
-	waitUntil(t, func() bool { return !c.IsConnectionOpen() })
+	a.WaitFor(t, "first connection taken over", func() bool { return !c.IsConnectionOpen() })
 }

@@ -42,8 +42,10 @@ type deviceRecord struct {
 	requests  map[string]int  // counts per endpoint, for tests
 }
 
-// errAlreadyRegistered carries Astarte's own wording, which the API returns.
-var errAlreadyRegistered = errors.New("device already registered") // the body says "Device already registered"
+// ErrAlreadyRegistered is returned when registering a device that has
+// already paired (Astarte's own wording; the API body says "Device already
+// registered").
+var ErrAlreadyRegistered = errors.New("device already registered")
 
 // DefaultCertificateLifetime is the validity of issued client certificates.
 const DefaultCertificateLifetime = 24 * time.Hour
@@ -102,16 +104,37 @@ func (a *Astarte) handedOutBroker() string {
 }
 
 // RegisterDevice registers a device, as an agent would, and returns its
-// credentials secret.
+// credentials secret. As in Astarte, registering again before the device
+// paired issues a new secret (the old one stops working); after pairing it
+// fails with ErrAlreadyRegistered.
 func (a *Astarte) RegisterDevice(deviceID string) (string, error) {
 	a.pmu.Lock()
 	defer a.pmu.Unlock()
-	return a.register(deviceID)
+	secret, err := a.register(deviceID)
+	if err != nil {
+		return "", fmt.Errorf("astartetest: device %s: %w", deviceID, err)
+	}
+	return secret, nil
+}
+
+// registeredSecret returns the secret of a registered device, registering
+// it first when unknown.
+func (a *Astarte) registeredSecret(deviceID string) (string, error) {
+	a.pmu.Lock()
+	defer a.pmu.Unlock()
+	if d, ok := a.devices[deviceID]; ok {
+		return d.secret, nil
+	}
+	secret, err := a.register(deviceID)
+	if err != nil {
+		return "", fmt.Errorf("astartetest: device %s: %w", deviceID, err)
+	}
+	return secret, nil
 }
 
 func (a *Astarte) register(deviceID string) (string, error) {
 	if d, ok := a.devices[deviceID]; ok && d.confirmed {
-		return "", errAlreadyRegistered
+		return "", ErrAlreadyRegistered
 	}
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {

@@ -228,7 +228,7 @@ func TestDecoderParity(t *testing.T) {
 					t.Errorf("refused message stored: %d messages, want %d", got, received)
 				}
 				if tc.errName != "unset_on_datastream" {
-					waitUntil(t, func() bool { return !p.c.IsConnectionOpen() })
+					a.WaitFor(t, "device disconnected", func() bool { return !p.c.IsConnectionOpen() })
 					return
 				}
 				p.publish(parityDS.Name+"/i", 2, sentinel)
@@ -266,7 +266,7 @@ func TestPacketSizeLimit(t *testing.T) {
 		t.Fatalf("payload at the limit not received intact")
 	}
 	p.publish(parityDS.Name+"/b", 1, blob(room+1))
-	waitUntil(t, func() bool { return !p.c.IsConnectionOpen() })
+	a.WaitFor(t, "device disconnected", func() bool { return !p.c.IsConnectionOpen() })
 	if n := a.ReceivedCount(devA); n != 1 {
 		t.Errorf("%d messages received, want 1", n)
 	}

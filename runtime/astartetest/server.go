@@ -330,73 +330,100 @@ func decodeErrorName(iface *runtime.Interface, err error) string {
 
 // server-to-device controls
 
-// serverMessage encodes value for a server-owned interface path.
-func (a *Astarte) serverMessage(iface, path string, value any) (*runtime.Interface, runtime.Match, []byte, error) {
+// serverMapping resolves a server-owned interface path of the given type.
+func (a *Astarte) serverMapping(iface, path string, typ runtime.InterfaceType) (*runtime.Interface, runtime.Match, error) {
 	i, ok := a.ifaces[iface]
-	if !ok {
-		return nil, runtime.Match{}, nil, fmt.Errorf("astartetest: interface %s not installed", iface)
-	}
-	if i.Ownership != runtime.OwnershipServer {
-		return nil, runtime.Match{}, nil, fmt.Errorf("astartetest: %s is device-owned", iface)
+	switch {
+	case !ok:
+		return nil, runtime.Match{}, fmt.Errorf("interface %s not installed", iface)
+	case i.Ownership != runtime.OwnershipServer:
+		return nil, runtime.Match{}, fmt.Errorf("%s is device-owned", iface)
+	case i.Type != typ:
+		return nil, runtime.Match{}, fmt.Errorf("%s is not a %s interface", iface, typ)
 	}
 	m, err := i.Match(path)
+	return i, m, err
+}
+
+// serverMessage encodes value for a server-owned interface path, with t
+// = ts when the mapping takes an explicit timestamp and ts is not zero.
+func (a *Astarte) serverMessage(iface, path string, typ runtime.InterfaceType, value any, ts time.Time) (*runtime.Interface, runtime.Match, []byte, error) {
+	i, m, err := a.serverMapping(iface, path, typ)
 	if err != nil {
-		return nil, runtime.Match{}, nil, err
+		return nil, m, nil, err
 	}
 	var p runtime.Payload
 	p.Reset(i, m.Index)
 	p.Any(value)
-	var ts time.Time
-	if i.Mappings[m.Index].ExplicitTimestamp {
-		ts = time.Now()
+	if !i.Mappings[m.Index].ExplicitTimestamp {
+		ts = time.Time{}
 	}
 	b, err := p.Finish(ts)
 	return i, m, slices.Clone(b), err
 }
 
+// deviceError prefixes an error with the package and the device.
+func deviceError(deviceID string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("astartetest: device %s: %w", deviceID, err)
+}
+
 // SendDatastream publishes a value on a server-owned datastream (an object
-// as map[string]any), with the QoS of its mapping.
+// as map[string]any), with the QoS of its mapping. A mapping with
+// explicit_timestamp gets the current time; see SendDatastreamAt.
 func (a *Astarte) SendDatastream(deviceID, iface, path string, value any) error {
-	i, m, payload, err := a.serverMessage(iface, path, value)
+	return a.SendDatastreamAt(deviceID, iface, path, value, time.Now())
+}
+
+// SendDatastreamAt is SendDatastream with the timestamp t of the message:
+// sent when the mapping has explicit_timestamp and ts is not zero, left
+// out otherwise (as Astarte does).
+func (a *Astarte) SendDatastreamAt(deviceID, iface, path string, value any, ts time.Time) error {
+	i, m, payload, err := a.serverMessage(iface, path, runtime.Datastream, value, ts)
 	if err != nil {
-		return err
+		return deviceError(deviceID, err)
 	}
-	if i.Type != runtime.Datastream {
-		return fmt.Errorf("astartetest: %s is not a datastream", iface)
-	}
-	return a.publish(deviceID, iface+path, payload, i.QoS(&i.Mappings[m.Index]))
+	return deviceError(deviceID, a.publish(deviceID, iface+path, payload, i.QoS(&i.Mappings[m.Index])))
 }
 
 // SetProperty sets a server-owned property: Astarte stores it and publishes
 // it (a device that is offline gets it at its next emptyCache).
 func (a *Astarte) SetProperty(deviceID, iface, path string, value any) error {
-	i, _, payload, err := a.serverMessage(iface, path, value)
+	_, _, payload, err := a.serverMessage(iface, path, runtime.Properties, value, time.Time{})
 	if err != nil {
-		return err
-	}
-	if i.Type != runtime.Properties {
-		return fmt.Errorf("astartetest: %s is not a properties interface", iface)
+		return deviceError(deviceID, err)
 	}
 	st := a.state(deviceID)
 	st.mu.Lock()
 	st.serverProps[iface+path] = payload
 	st.mu.Unlock()
-	return a.publish(deviceID, iface+path, payload, 2)
+	return deviceError(deviceID, a.publish(deviceID, iface+path, payload, 2))
 }
 
 // UnsetProperty unsets a server-owned property (an empty payload, QoS 2).
+// Like SetProperty it checks the interface and path, and the mapping must
+// allow unset.
 func (a *Astarte) UnsetProperty(deviceID, iface, path string) error {
+	i, m, err := a.serverMapping(iface, path, runtime.Properties)
+	if err != nil {
+		return deviceError(deviceID, err)
+	}
+	if !i.Mappings[m.Index].AllowUnset {
+		return deviceError(deviceID, fmt.Errorf("%w: %s%s", runtime.ErrUnsetNotAllowed, iface, path))
+	}
 	st := a.state(deviceID)
 	st.mu.Lock()
 	delete(st.serverProps, iface+path)
 	st.mu.Unlock()
-	return a.publish(deviceID, iface+path, nil, 2)
+	return deviceError(deviceID, a.publish(deviceID, iface+path, nil, 2))
 }
 
 // SendRaw publishes arbitrary bytes on "<realm>/<device_id>/<suffix>", for
 // tests of invalid server data.
 func (a *Astarte) SendRaw(deviceID, suffix string, payload []byte, qos byte) error {
-	return a.publish(deviceID, suffix, payload, qos)
+	return deviceError(deviceID, a.publish(deviceID, suffix, payload, qos))
 }
 
 // observation
