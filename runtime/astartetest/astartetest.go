@@ -28,11 +28,25 @@ type Astarte struct {
 // Start starts a fake Astarte with the given interfaces installed, for use
 // outside tests (examples, demos). Stop it with Close.
 func Start(ifaces ...*runtime.Interface) (*Astarte, error) {
+	return StartWith(Options{}, ifaces...)
+}
+
+// Options configures StartWith.
+type Options struct {
+	// PairingAddr and BrokerAddr are the host:port the Pairing API (HTTPS)
+	// and the broker (MQTT over mutual TLS) listen on; empty means a free
+	// port on 127.0.0.1.
+	PairingAddr, BrokerAddr string
+}
+
+// StartWith is Start with options.
+func StartWith(opts Options, ifaces ...*runtime.Interface) (*Astarte, error) {
 	ca, err := NewCA()
 	if err != nil {
 		return nil, err
 	}
 	a := &Astarte{realm: DefaultRealm, ca: ca, ifaces: map[string]*runtime.Interface{}}
+	a.addr, a.pairingAddr = opts.BrokerAddr, opts.PairingAddr
 	for _, i := range ifaces {
 		a.ifaces[i.Name] = i
 	}

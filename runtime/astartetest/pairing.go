@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -30,6 +31,7 @@ type pairingSide struct {
 	certLifetime time.Duration
 	httpServer   *httptest.Server
 	brokerURL    string // handed out instead of our broker's, when set
+	pairingAddr  string // where the Pairing API listens; empty: a free port
 }
 
 // deviceRecord is what the fake Pairing API knows of a device.
@@ -63,6 +65,14 @@ func (a *Astarte) startPairing() error {
 	mux.HandleFunc("POST /v1/{realm}/devices/{id}/protocols/astarte_mqtt_v1/credentials", a.realmScoped(a.deviceAuth(a.handleCredentials)))
 	mux.HandleFunc("POST /v1/{realm}/devices/{id}/protocols/astarte_mqtt_v1/credentials/verify", a.realmScoped(a.deviceAuth(a.handleVerify)))
 	srv := httptest.NewUnstartedServer(mux)
+	if a.pairingAddr != "" {
+		ln, err := net.Listen("tcp", a.pairingAddr)
+		if err != nil {
+			return fmt.Errorf("astartetest: pairing API on %s: %w", a.pairingAddr, err)
+		}
+		_ = srv.Listener.Close()
+		srv.Listener = ln
+	}
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{a.ca.ServerCertificate()}, MinVersion: tls.VersionTLS12}
 	srv.StartTLS()
 	a.httpServer = srv

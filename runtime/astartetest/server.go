@@ -29,6 +29,8 @@ type Received struct {
 	Timestamp time.Time // the explicit timestamp, zero when absent
 	Unset     bool
 	QoS       byte
+	// Payload is the message as published (BSON, or empty for an unset).
+	Payload []byte
 }
 
 // deviceState is what the fake Astarte knows of one device.
@@ -233,7 +235,7 @@ func (a *Astarte) receiveData(st *deviceState, name, path string, payload []byte
 	if err != nil {
 		return decodeErrorName(iface, err), err
 	}
-	r := Received{Interface: name, Path: path, Timestamp: dec.Timestamp, Unset: dec.Unset, QoS: qos}
+	r := Received{Interface: name, Path: path, Timestamp: dec.Timestamp, Unset: dec.Unset, QoS: qos, Payload: slices.Clone(payload)}
 	if !iface.Mappings[match.Index].ExplicitTimestamp {
 		r.Timestamp = time.Time{} // Astarte ignores t without explicit_timestamp
 	}
@@ -418,6 +420,26 @@ func (a *Astarte) UnsetProperty(deviceID, iface, path string) error {
 	delete(st.serverProps, iface+path)
 	st.mu.Unlock()
 	return deviceError(deviceID, a.publish(deviceID, iface+path, nil, 2))
+}
+
+// SendPurge sends the device the list of server-owned properties Astarte
+// holds (control/consumer/properties), keeping only those listed as keys
+// "<interface><path>": the device deletes the others, as Astarte asks it
+// to after an emptyCache.
+func (a *Astarte) SendPurge(deviceID string, keys []string) error {
+	st := a.state(deviceID)
+	st.mu.Lock()
+	for key := range st.serverProps {
+		if !slices.Contains(keys, key) {
+			delete(st.serverProps, key)
+		}
+	}
+	purge := runtime.EncodePurge(keys)
+	if st.plaintextPurge {
+		purge = []byte(strings.Join(keys, ";"))
+	}
+	st.mu.Unlock()
+	return deviceError(deviceID, a.publish(deviceID, "control/consumer/properties", purge, 2))
 }
 
 // SendRaw publishes arbitrary bytes on "<realm>/<device_id>/<suffix>", for
