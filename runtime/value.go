@@ -218,9 +218,9 @@ func DecodePayload(iface *Interface, m Match, payload []byte) (Decoded, error) {
 // DecodeDevicePayload decodes a payload published by a device, as Astarte
 // does (spec §3.5): like DecodePayload but also accepting any BSON number
 // for a double and int64 within range for an integer (§3.5.1, last
-// column), reading a "v" that is null or a zero-length binary as an unset
-// (§3.5.4, Astarte's deprecated unset: on a datastream that is an
-// ErrUnsetNotAllowed), reading an object document without "v" as the
+// column), reading a "v" that is null, or a zero-length binary without "t"
+// and "m", as an unset (§3.5.4, Astarte's deprecated unset: on a datastream
+// that is an ErrUnsetNotAllowed), reading an object document without "v" as the
 // object itself (legacy form, §3.5.3), and refusing a NaN whose bits are
 // not the canonical quiet NaN as undecodable (Astarte's BSON decoder knows
 // only that one). The fake Astarte of package astartetest uses it.
@@ -240,16 +240,20 @@ func decodePayload(iface *Interface, m Match, payload []byte, fromDevice bool) (
 		return Decoded{}, fmt.Errorf("%w: not a BSON document: %v", ErrInvalidPayload, err)
 	}
 	var dec Decoded
-	if t, err := doc.LookupErr("t"); err == nil && t.Type == bsoncore.TypeDateTime {
+	t, err := doc.LookupErr("t")
+	hasT := err == nil && t.Type == bsoncore.TypeDateTime
+	if hasT {
 		dec.Timestamp = time.UnixMilli(t.DateTime()).UTC()
 	}
+	meta, err := doc.LookupErr("m")
+	hasM := err == nil && meta.Type == bsoncore.TypeEmbeddedDocument
 	v, err := doc.LookupErr("v")
 	switch {
 	case err != nil && fromDevice && iface.Aggregation == Object:
 		v = bsoncore.Value{Type: bsoncore.TypeEmbeddedDocument, Data: payload} // legacy bare object
 	case err != nil:
 		return Decoded{}, fmt.Errorf("%w: no \"v\" element", ErrInvalidPayload)
-	case fromDevice && isDeprecatedUnset(v):
+	case fromDevice && isDeprecatedUnset(v, hasT || hasM):
 		return decodeUnset(iface, m)
 	}
 	if iface.Aggregation == Object {
@@ -275,14 +279,16 @@ func decodeUnset(iface *Interface, m Match) (Decoded, error) {
 	return Decoded{Unset: true}, nil
 }
 
-// isDeprecatedUnset reports a "v" that Astarte reads as an unset: BSON null
-// or a zero-length binary.
-func isDeprecatedUnset(v bsoncore.Value) bool {
+// isDeprecatedUnset reports a "v" that Astarte reads as an unset: BSON null,
+// or a zero-length binary in a document with neither a datetime "t" nor an
+// "m" document (Astarte's decoder tries those forms first, and there an
+// empty binary is an empty value).
+func isDeprecatedUnset(v bsoncore.Value, withTOrM bool) bool {
 	if v.Type == bsoncore.TypeNull {
 		return true
 	}
 	_, data, ok := v.BinaryOK()
-	return ok && len(data) == 0
+	return ok && len(data) == 0 && !withTOrM
 }
 
 func decodeObject(iface *Interface, v bsoncore.Value, fromDevice bool) ([]Field, error) {

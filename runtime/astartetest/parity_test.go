@@ -151,6 +151,12 @@ func parityCases() []parityCase {
 		{name: "empty binary v without allow_unset", rest: props + "/x/fixed", payload: vBinary(0, nil), errName: "unset_not_allowed"},
 		{name: "empty payload on datastream dropped", rest: ds + "/i", payload: nil, errName: "unset_on_datastream"},
 		{name: "empty binary v on datastream dropped", rest: ds + "/b", payload: vBinary(0, nil), errName: "unset_on_datastream"},
+		{name: "empty binary v with t is an empty value", rest: ds + "/b", payload: doc(func(b *bsoncore.DocumentBuilder) {
+			b.AppendBinary("v", 0, nil).AppendDateTime("t", tsValue.UnixMilli())
+		}), value: []byte{}},
+		{name: "null v with t on property is an unset", rest: props + "/x/blob", payload: doc(func(b *bsoncore.DocumentBuilder) {
+			b.AppendNull("v").AppendDateTime("t", tsValue.UnixMilli())
+		}), unset: true},
 		// §3.5.3 objects.
 		{name: "object", rest: obj + "/r1", payload: doc(func(b *bsoncore.DocumentBuilder) {
 			b.AppendDocument("v", doc(func(o *bsoncore.DocumentBuilder) { o.AppendInt32("b", 1).AppendDouble("a", 0.5) }))
