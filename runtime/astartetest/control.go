@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/astarte-gen/astarte-gen/runtime"
@@ -148,11 +149,15 @@ type ReceivedJSON struct {
 func (a *Astarte) ctlReceived(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	out := []ReceivedJSON{}
-	for _, m := range a.Received(id) {
+	st := a.state(id)
+	st.mu.Lock()
+	received, payloads := slices.Clone(st.received), slices.Clone(st.payloads)
+	st.mu.Unlock()
+	for i, m := range received {
 		out = append(out, ReceivedJSON{
 			Topic: a.realm + "/" + id + "/" + m.Interface + m.Path, Interface: m.Interface, Path: m.Path, QoS: m.QoS,
 			Value: m.Value, Unset: m.Unset, Timestamp: m.Timestamp,
-			PayloadHex: hex.EncodeToString(m.Payload), PayloadBase64: base64.StdEncoding.EncodeToString(m.Payload),
+			PayloadHex: hex.EncodeToString(payloads[i]), PayloadBase64: base64.StdEncoding.EncodeToString(payloads[i]),
 		})
 	}
 	ctlAnswer(w, out, nil)

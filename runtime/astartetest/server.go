@@ -29,8 +29,6 @@ type Received struct {
 	Timestamp time.Time // the explicit timestamp, zero when absent
 	Unset     bool
 	QoS       byte
-	// Payload is the message as published (BSON, or empty for an unset).
-	Payload []byte
 }
 
 // deviceState is what the fake Astarte knows of one device.
@@ -39,6 +37,7 @@ type deviceState struct {
 	introspection map[string]*runtime.Interface // name → installed interface
 	rawIntro      string
 	received      []Received
+	payloads      [][]byte          // of received, as published
 	deviceProps   map[string]any    // "<iface><path>" → value
 	serverProps   map[string][]byte // "<iface><path>" → payload
 	errors        []string
@@ -235,7 +234,7 @@ func (a *Astarte) receiveData(st *deviceState, name, path string, payload []byte
 	if err != nil {
 		return decodeErrorName(iface, err), err
 	}
-	r := Received{Interface: name, Path: path, Timestamp: dec.Timestamp, Unset: dec.Unset, QoS: qos, Payload: slices.Clone(payload)}
+	r := Received{Interface: name, Path: path, Timestamp: dec.Timestamp, Unset: dec.Unset, QoS: qos}
 	if !iface.Mappings[match.Index].ExplicitTimestamp {
 		r.Timestamp = time.Time{} // Astarte ignores t without explicit_timestamp
 	}
@@ -260,6 +259,7 @@ func (a *Astarte) receiveData(st *deviceState, name, path string, payload []byte
 		}
 	}
 	st.received = append(st.received, r)
+	st.payloads = append(st.payloads, slices.Clone(payload))
 	st.notify()
 	return "", nil
 }
@@ -456,6 +456,15 @@ func (a *Astarte) Received(deviceID string) []Received {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return slices.Clone(st.received)
+}
+
+// ReceivedPayloads returns the payloads of Received(deviceID) as the device
+// published them (BSON, or empty for an unset), in the same order.
+func (a *Astarte) ReceivedPayloads(deviceID string) [][]byte {
+	st := a.state(deviceID)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return slices.Clone(st.payloads)
 }
 
 // DeviceProperties returns the device-owned properties Astarte holds,
