@@ -235,6 +235,7 @@ func collect(t *testing.T, ch <-chan seen, n int) []seen {
 
 func TestMosquitto(t *testing.T) {
 	a := astartetest.New(t, values, commands)
+	a.SetWaitTimeout(15 * time.Second) // mosquitto restarts take longer
 	b := startMosquitto(t, a)
 	a.SetBrokerURL(b.url())
 	observerCert, err := a.IssueCertificate(observer)
@@ -323,14 +324,14 @@ func TestMosquitto(t *testing.T) {
 	t.Run("persistent session across a restart, stored data delivered", func(t *testing.T) {
 		obs.Disconnect(100) // its session (and subscription) stays in mosquitto
 		b.stop()
-		waitFor(t, func() bool { return d.State() != runtime.Connected })
+		a.WaitFor(t, "device disconnected", func() bool { return d.State() != runtime.Connected })
 		for i := range 20 {
 			if err := d.Send(ctx, values.Name, "/stored", int32(i)); err != nil {
 				t.Fatal(err)
 			}
 		}
 		b.start(mustLook(t))
-		waitFor(t, func() bool { return d.State() == runtime.Connected })
+		a.WaitFor(t, "device reconnected", func() bool { return d.State() == runtime.Connected })
 		if err := d.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -353,15 +354,4 @@ func mustLook(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return path
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 15 s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

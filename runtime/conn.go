@@ -35,7 +35,8 @@ type conn struct {
 	once           sync.Once
 	// reqs feeds the connection's writer goroutine; the owner loop is its
 	// only sender and closes it when it is done with the connection.
-	reqs chan writeReq
+	reqs       chan writeReq
+	writerDone chan struct{}
 	// ended says the device itself ended the connection (renewal, a stuck
 	// write, Close) rather than the broker or the network.
 	ended atomic.Bool
@@ -92,7 +93,7 @@ func (d *Device) dial(ctx context.Context, cert tls.Certificate, broker string) 
 		return nil, fmt.Errorf("connect to %s: %w", broker, err)
 	}
 	view := d.session.view()
-	c := &conn{lost: make(chan struct{}), view: view, reqs: make(chan writeReq, writeQueue)}
+	c := &conn{lost: make(chan struct{}), view: view, reqs: make(chan writeReq, writeQueue), writerDone: make(chan struct{})}
 	watched := &watchConn{Conn: raw, onConnack: func(present bool) {
 		c.sessionPresent = present
 		if !present {

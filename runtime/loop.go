@@ -274,7 +274,7 @@ func (d *Device) renew(ctx context.Context, c *conn) bool {
 		return false
 	}
 	d.log.Info("client certificate renewed; reconnecting with it")
-	c.end()
+	c.ended.Store(true) // teardown closes it
 	return true
 }
 
@@ -284,17 +284,35 @@ func (d *Device) renew(ctx context.Context, c *conn) bool {
 // c, the oldest stored message it had not received becomes a suspect.
 func (d *Device) teardown(c *conn, o *owner) {
 	ended := c.ended.Load()
+	live := !c.isLost()
+	close(c.reqs)
+	if live {
+		// The device ends a live connection (Close, renewal): let the
+		// writer finish the publish it is in, which a live socket
+		// completes at once, so that paho's Publish cannot race the
+		// Disconnect and wait out its WriteTimeout.
+		d.takeBackWrites(c)
+		select {
+		case <-c.writerDone:
+		case <-time.After(d.cfg.WriteTimeout):
+		}
+	}
 	c.close()
-	o.flowsAtLoss = !ended && d.session.hasStored()
+	o.flowsAtLoss = !ended && !live && d.session.hasStored()
 	if ended {
 		o.probe = nil // not a refusal: the device ended it
 	}
-	close(c.reqs)
 	// Take back what still waits for the writer, so that it is requeued
-	// before the next connection publishes what follows it. The writer may
-	// be stuck in paho's Publish on the dead socket (up to WriteTimeout);
-	// that packet is in the session already, and the next connection
-	// replays it, unless it is QoS 0.
+	// before the next connection publishes what follows it. On a dead
+	// socket the writer may be stuck in paho's Publish (up to
+	// WriteTimeout); that packet is in the session already, and the next
+	// connection replays it, unless it is QoS 0.
+	d.takeBackWrites(c)
+}
+
+// takeBackWrites gives back the requests still queued for c's writer (whose
+// channel is closed).
+func (d *Device) takeBackWrites(c *conn) {
 	for req := range c.reqs {
 		d.handing.Add(-1)
 		d.unbusy()

@@ -6,7 +6,6 @@ import (
 	"math"
 	"slices"
 	"time"
-	"unicode/utf8"
 
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 )
@@ -217,9 +216,14 @@ func DecodePayload(iface *Interface, m Match, payload []byte) (Decoded, error) {
 }
 
 // DecodeDevicePayload decodes a payload published by a device, as Astarte
-// does: like DecodePayload but also accepting any BSON number for a double
-// and int64 within range for an integer (spec §3.5.1, last column). The
-// fake Astarte of package astartetest uses it.
+// does (spec §3.5): like DecodePayload but also accepting any BSON number
+// for a double and int64 within range for an integer (§3.5.1, last
+// column), reading a "v" that is null, or a zero-length binary without "t"
+// and "m", as an unset (§3.5.4, Astarte's deprecated unset: on a datastream
+// that is an ErrUnsetNotAllowed), reading an object document without "v" as the
+// object itself (legacy form, §3.5.3), and refusing a NaN whose bits are
+// not the canonical quiet NaN as undecodable (Astarte's BSON decoder knows
+// only that one). The fake Astarte of package astartetest uses it.
 func DecodeDevicePayload(iface *Interface, m Match, payload []byte) (Decoded, error) {
 	return decodePayload(iface, m, payload, true)
 }
@@ -229,25 +233,28 @@ func decodePayload(iface *Interface, m Match, payload []byte, fromDevice bool) (
 		return Decoded{}, fmt.Errorf("%w: %s has no mapping %d", ErrInvalidPayload, iface.Name, m.Index)
 	}
 	if len(payload) == 0 {
-		if iface.Type != Properties {
-			return Decoded{}, fmt.Errorf("%w: empty payload on a datastream", ErrUnsetNotAllowed)
-		}
-		if !iface.Mappings[m.Index].AllowUnset {
-			return Decoded{}, fmt.Errorf("%w: %s%s", ErrUnsetNotAllowed, iface.Name, iface.Mappings[m.Index].Endpoint)
-		}
-		return Decoded{Unset: true}, nil
+		return decodeUnset(iface, m)
 	}
 	doc := bsoncore.Document(payload)
 	if err := doc.Validate(); err != nil {
 		return Decoded{}, fmt.Errorf("%w: not a BSON document: %v", ErrInvalidPayload, err)
 	}
 	var dec Decoded
-	if t, err := doc.LookupErr("t"); err == nil && t.Type == bsoncore.TypeDateTime {
+	t, err := doc.LookupErr("t")
+	hasT := err == nil && t.Type == bsoncore.TypeDateTime
+	if hasT {
 		dec.Timestamp = time.UnixMilli(t.DateTime()).UTC()
 	}
+	meta, err := doc.LookupErr("m")
+	hasM := err == nil && meta.Type == bsoncore.TypeEmbeddedDocument
 	v, err := doc.LookupErr("v")
-	if err != nil {
+	switch {
+	case err != nil && fromDevice && iface.Aggregation == Object:
+		v = bsoncore.Value{Type: bsoncore.TypeEmbeddedDocument, Data: payload} // legacy bare object
+	case err != nil:
 		return Decoded{}, fmt.Errorf("%w: no \"v\" element", ErrInvalidPayload)
+	case fromDevice && isDeprecatedUnset(v, hasT || hasM):
+		return decodeUnset(iface, m)
 	}
 	if iface.Aggregation == Object {
 		dec.Fields, err = decodeObject(iface, v, fromDevice)
@@ -259,6 +266,29 @@ func decodePayload(iface *Interface, m Match, payload []byte, fromDevice bool) (
 	}
 	dec.Value = Value{typ: mp.Type, raw: v}
 	return dec, nil
+}
+
+// decodeUnset accepts an unset where the mapping allows it.
+func decodeUnset(iface *Interface, m Match) (Decoded, error) {
+	if iface.Type != Properties {
+		return Decoded{}, fmt.Errorf("%w: unset (empty payload) on a datastream", ErrUnsetNotAllowed)
+	}
+	if !iface.Mappings[m.Index].AllowUnset {
+		return Decoded{}, fmt.Errorf("%w: %s%s", ErrUnsetNotAllowed, iface.Name, iface.Mappings[m.Index].Endpoint)
+	}
+	return Decoded{Unset: true}, nil
+}
+
+// isDeprecatedUnset reports a "v" that Astarte reads as an unset: BSON null,
+// or a zero-length binary in a document with neither a datetime "t" nor an
+// "m" document (Astarte's decoder tries those forms first, and there an
+// empty binary is an empty value).
+func isDeprecatedUnset(v bsoncore.Value, withTOrM bool) bool {
+	if v.Type == bsoncore.TypeNull {
+		return true
+	}
+	_, data, ok := v.BinaryOK()
+	return ok && len(data) == 0 && !withTOrM
 }
 
 func decodeObject(iface *Interface, v bsoncore.Value, fromDevice bool) ([]Field, error) {
@@ -293,6 +323,10 @@ func decodeObject(iface *Interface, v bsoncore.Value, fromDevice bool) ([]Field,
 
 var errWrongBSONType = errors.New("wrong BSON type")
 
+// canonicalNaN is the one NaN bit pattern Astarte's BSON decoder maps to a
+// (refused) value; it cannot decode any other NaN.
+const canonicalNaN = 0x7ff8000000000000
+
 // check validates a BSON value against an Astarte type and its limits.
 func check(t ValueType, v bsoncore.Value, fromDevice bool) error {
 	if !t.IsArray() {
@@ -323,7 +357,11 @@ func checkScalar(t ValueType, v bsoncore.Value, fromDevice bool) error {
 	}
 	switch {
 	case t == Double && (v.Type == bsoncore.TypeDouble || fromDevice && isInteger(v)):
-		if f := number(v); math.IsNaN(f) || math.IsInf(f, 0) {
+		f := number(v)
+		if fromDevice && math.IsNaN(f) && math.Float64bits(f) != canonicalNaN {
+			return fmt.Errorf("%w: not a BSON document Astarte decodes: NaN bits %#x", ErrInvalidPayload, math.Float64bits(f))
+		}
+		if math.IsNaN(f) || math.IsInf(f, 0) {
 			return bad("double is not finite")
 		}
 	case t == Integer && (v.Type == bsoncore.TypeInt32 || fromDevice && v.Type == bsoncore.TypeInt64):
@@ -336,9 +374,8 @@ func checkScalar(t ValueType, v bsoncore.Value, fromDevice bool) error {
 		}
 	case t == Boolean && v.Type == bsoncore.TypeBoolean:
 	case t == String && v.Type == bsoncore.TypeString:
-		s := v.StringValue()
-		if len(s) > maxBytes || !utf8.ValidString(s) {
-			return bad("string too long or not UTF-8")
+		if err := checkString(v.StringValue()); err != nil {
+			return err
 		}
 	case t == BinaryBlob && v.Type == bsoncore.TypeBinary:
 		if _, b := v.Binary(); len(b) > maxBytes {

@@ -41,6 +41,7 @@ func (d *Device) write(ctx context.Context, c *conn, req writeReq) bool {
 // never the owner loop or a caller.
 func (d *Device) writer(c *conn) {
 	defer d.wg.Done()
+	defer close(c.writerDone)
 	for req := range c.reqs {
 		d.publishNow(c, req)
 	}

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README "Testing"): formatting, vet,
-# staticcheck and the whole test suite. In CI (CI=true) it first installs
-# Debian's mosquitto, which the integration suite needs and never skips
-# there.
+# staticcheck and the whole test suite under the race detector. In CI
+# (CI=true) it first installs Debian's mosquitto, which the integration
+# suite needs and never skips there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,5 +30,7 @@ if ! command -v staticcheck >/dev/null 2>&1; then
 fi
 staticcheck ./...
 
-echo "--- go test"
-go test -timeout 8m ./...
+echo "--- go test -race"
+# The whole suite under the race detector (runtime changes must be tested
+# under -race; users run their own tests with -race against astartetest).
+go test -race -timeout 12m ./...

@@ -191,7 +191,7 @@ func TestGeneratedDeviceProperties(t *testing.T) {
 	if v, ok, err := s.Datetimearray("g", "i"); err != nil || !ok || !cmp.Equal(v, []time.Time([]time.Time{t0})) {
 		t.Errorf("getter Datetimearray = %v, %v, %v", v, ok, err)
 	}
-	waitFor(t, func() bool { return len(a.DeviceProperties(deviceID)) == 14 })
+	a.WaitFor(t, "14 device properties stored", func() bool { return len(a.DeviceProperties(deviceID)) == 14 })
 	must(t, s.UnsetDouble(ctx, "g", "i"))
 	if _, ok, err := s.Double("g", "i"); ok || err != nil {
 		t.Errorf("Double still set after unset (%v)", err)
@@ -220,7 +220,7 @@ func TestGeneratedDeviceProperties(t *testing.T) {
 	if _, ok, err := s.Binaryblobarray("g", "i"); ok || err != nil {
 		t.Errorf("Binaryblobarray still set after unset (%v)", err)
 	}
-	waitFor(t, func() bool { return len(a.DeviceProperties(deviceID)) == 7 })
+	a.WaitFor(t, "7 device properties left", func() bool { return len(a.DeviceProperties(deviceID)) == 7 })
 }
 
 type streamRecorder struct{ ch chan value }
@@ -642,16 +642,5 @@ func TestGeneratedServerPropertiesHandlerAndGetters(t *testing.T) {
 	}
 	if _, ok, _ := p.SettingsDatetimearray(); ok {
 		t.Errorf("SettingsDatetimearray still cached after unset")
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 10 s")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -29,11 +29,25 @@ type Astarte struct {
 // Start starts a fake Astarte with the given interfaces installed, for use
 // outside tests (examples, demos). Stop it with Close.
 func Start(ifaces ...*runtime.Interface) (*Astarte, error) {
+	return StartWith(Options{}, ifaces...)
+}
+
+// Options configures StartWith.
+type Options struct {
+	// PairingAddr and BrokerAddr are the host:port the Pairing API (HTTPS)
+	// and the broker (MQTT over mutual TLS) listen on; empty means a free
+	// port on 127.0.0.1.
+	PairingAddr, BrokerAddr string
+}
+
+// StartWith is Start with options.
+func StartWith(opts Options, ifaces ...*runtime.Interface) (*Astarte, error) {
 	ca, err := NewCA()
 	if err != nil {
 		return nil, err
 	}
 	a := &Astarte{realm: DefaultRealm, ca: ca, ifaces: map[string]*runtime.Interface{}}
+	a.addr, a.pairingAddr = opts.BrokerAddr, opts.PairingAddr
 	for _, i := range ifaces {
 		a.ifaces[i.Name] = i
 	}
@@ -71,11 +85,13 @@ func (a *Astarte) Realm() string { return a.realm }
 // CA returns the certificate authority of the Pairing API and broker.
 func (a *Astarte) CA() *CA { return a.ca }
 
-// DeviceConfig registers deviceID and returns a runtime.Config that
-// connects it to this Astarte: realm, secret, pairing URL, root CAs. The
-// caller adds a store directory and whatever else it needs.
+// DeviceConfig registers deviceID unless it is registered already and
+// returns a runtime.Config that connects it to this Astarte: realm, secret,
+// pairing URL, root CAs. It is idempotent: every call for a device returns
+// the same secret, before and after pairing. The caller adds a store
+// directory and whatever else it needs.
 func (a *Astarte) DeviceConfig(deviceID string) (runtime.Config, error) {
-	secret, err := a.RegisterDevice(deviceID)
+	secret, err := a.registeredSecret(deviceID)
 	if err != nil {
 		return runtime.Config{}, err
 	}

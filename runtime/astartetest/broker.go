@@ -8,9 +8,9 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
@@ -23,7 +23,12 @@ type brokerSide struct {
 	server *mqtt.Server
 	addr   string
 	states map[string]*deviceState
+	// waitTimeout bounds the Wait methods (wait.go).
+	waitTimeout time.Duration
 }
+
+// maxRemainingLength is Astarte's limit on a device packet (spec §3.1).
+const maxRemainingLength = 65535
 
 func (a *Astarte) startBroker() error {
 	a.bmu.Lock()
@@ -35,19 +40,24 @@ func (a *Astarte) startBroker() error {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	server := mqtt.New(&mqtt.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
-	if err := server.AddHook(&hook{a: a}, nil); err != nil {
+	caps := mqtt.NewDefaultServerCapabilities()
+	// Astarte's broker refuses (closing the connection) packets whose
+	// remaining length exceeds 65,535 bytes (spec §3.1); mochi counts one
+	// byte more.
+	caps.MaximumPacketSize = maxRemainingLength + 1
+	server := mqtt.New(&mqtt.Options{InlineClient: true, Capabilities: caps, Logger: slog.New(slog.DiscardHandler)})
+	if err := server.AddHook(&hook{a: a, server: server}, nil); err != nil {
 		return fmt.Errorf("astartetest: broker hook: %w", err)
 	}
 	if err := server.AddHook(&faultHook{a: a}, nil); err != nil {
 		return fmt.Errorf("astartetest: fault hook: %w", err)
 	}
-	l := listeners.NewTCP(listeners.Config{ID: "mqtts", Address: addr, TLSConfig: &tls.Config{
+	l := newTLSListener("mqtts", addr, &tls.Config{
 		MinVersion:   tls.VersionTLS12,
 		Certificates: []tls.Certificate{a.ca.ServerCertificate()},
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    a.ca.Pool(),
-	}})
+	})
 	if err := server.AddListener(l); err != nil {
 		return fmt.Errorf("astartetest: broker listener on %s: %w", addr, err)
 	}
@@ -94,7 +104,8 @@ func (a *Astarte) StartBroker() error { return a.startBroker() }
 // hook connects the broker to the fake Astarte.
 type hook struct {
 	mqtt.HookBase
-	a *Astarte
+	a      *Astarte
+	server *mqtt.Server // the server the hook is installed on
 }
 
 // ID names the hook.
@@ -122,18 +133,25 @@ func identity(cl *mqtt.Client) (cn, serial string, ok bool) {
 }
 
 // OnConnectAuthenticate accepts a device whose certificate CN names this
-// realm and a registered device with its current certificate, and whose
-// client id equals that CN (so no device can take over another's session).
+// realm and a registered device with its current certificate. As in
+// Astarte, the identity is the CN, whatever client id the device sent
+// (Astarte's Python SDK sends an empty one): the client id is replaced by
+// the CN, so the MQTT session, the ACL and the fake's records all follow
+// the identity and no device can take over another's session.
 func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
 	cn, serial, ok := identity(cl)
 	realm, id, found := strings.Cut(cn, "/")
-	if !ok || !found || realm != h.a.realm || id == "" || strings.ContainsAny(cn, "+#") || cl.ID != cn {
+	if !ok || !found || realm != h.a.realm || id == "" || strings.ContainsAny(id, "/+#") {
 		return false
 	}
 	if err := h.a.brokerAllows(id, serial); err != nil {
 		h.a.state(id).record("refused " + err.Error())
 		return false
 	}
+	if cl.Properties.Props.AssignedClientID != "" {
+		cl.Properties.Props.AssignedClientID = cn // MQTT 5 only; Astarte speaks 3.1.1
+	}
+	cl.ID = cn
 	cl.Properties.Username = []byte(cn)
 	return true
 }
@@ -160,10 +178,10 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 	}
 	st.mu.Unlock()
 	if clear {
-		if old, ok := h.a.server.Clients.Get(cl.ID); ok {
+		if old, ok := h.server.Clients.Get(cl.ID); ok {
 			old.ClearInflights()
-			h.a.server.UnsubscribeClient(old)
-			h.a.server.Clients.Delete(cl.ID)
+			h.server.UnsubscribeClient(old)
+			h.server.Clients.Delete(cl.ID)
 		}
 	}
 }
@@ -273,7 +291,7 @@ func (a *Astarte) publish(deviceID, suffix string, payload []byte, qos byte) err
 	server := a.server
 	a.bmu.Unlock()
 	if server == nil {
-		return errors.New("astartetest: broker stopped")
+		return errors.New("broker stopped")
 	}
 	topic := a.realm + "/" + deviceID
 	if suffix != "" {

@@ -109,11 +109,22 @@ func (ca *CA) SignCSR(csr *x509.CertificateRequest, cn string, lifetime time.Dur
 		return nil, fmt.Errorf("astartetest: CSR signature: %w", err)
 	}
 	now := time.Now()
+	// X.509 times have second precision: NotBefore is rounded down (at
+	// most a second in the past, enough skew for loopback tests) and
+	// NotAfter up, so that a client renewing after a fraction of the
+	// validity counted from NotBefore never finds a seconds-long test
+	// certificate due for renewal the moment it is issued. Long-lived
+	// certificates are backdated a minute more for clock skew, as CAs do.
+	notBefore := now.Truncate(time.Second)
+	if lifetime >= 10*time.Minute {
+		notBefore = notBefore.Add(-time.Minute)
+	}
+	notAfter := now.Add(lifetime + time.Second - 1).Truncate(time.Second)
 	tmpl := &x509.Certificate{
 		SerialNumber: ca.nextSerial(),
 		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    now.Add(-time.Minute),
-		NotAfter:     now.Add(lifetime),
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}

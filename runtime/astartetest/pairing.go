@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -30,6 +31,7 @@ type pairingSide struct {
 	certLifetime time.Duration
 	httpServer   *httptest.Server
 	brokerURL    string // handed out instead of our broker's, when set
+	pairingAddr  string // where the Pairing API listens; empty: a free port
 }
 
 // deviceRecord is what the fake Pairing API knows of a device.
@@ -42,8 +44,10 @@ type deviceRecord struct {
 	requests  map[string]int  // counts per endpoint, for tests
 }
 
-// errAlreadyRegistered carries Astarte's own wording, which the API returns.
-var errAlreadyRegistered = errors.New("device already registered") // the body says "Device already registered"
+// ErrAlreadyRegistered is returned when registering a device that has
+// already paired (Astarte's own wording; the API body says "Device already
+// registered").
+var ErrAlreadyRegistered = errors.New("device already registered")
 
 // DefaultCertificateLifetime is the validity of issued client certificates.
 const DefaultCertificateLifetime = 24 * time.Hour
@@ -61,6 +65,14 @@ func (a *Astarte) startPairing() error {
 	mux.HandleFunc("POST /v1/{realm}/devices/{id}/protocols/astarte_mqtt_v1/credentials", a.realmScoped(a.deviceAuth(a.handleCredentials)))
 	mux.HandleFunc("POST /v1/{realm}/devices/{id}/protocols/astarte_mqtt_v1/credentials/verify", a.realmScoped(a.deviceAuth(a.handleVerify)))
 	srv := httptest.NewUnstartedServer(mux)
+	if a.pairingAddr != "" {
+		ln, err := net.Listen("tcp", a.pairingAddr)
+		if err != nil {
+			return fmt.Errorf("astartetest: pairing API on %s: %w", a.pairingAddr, err)
+		}
+		_ = srv.Listener.Close()
+		srv.Listener = ln
+	}
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{a.ca.ServerCertificate()}, MinVersion: tls.VersionTLS12}
 	srv.StartTLS()
 	a.httpServer = srv
@@ -102,16 +114,37 @@ func (a *Astarte) handedOutBroker() string {
 }
 
 // RegisterDevice registers a device, as an agent would, and returns its
-// credentials secret.
+// credentials secret. As in Astarte, registering again before the device
+// paired issues a new secret (the old one stops working); after pairing it
+// fails with ErrAlreadyRegistered.
 func (a *Astarte) RegisterDevice(deviceID string) (string, error) {
 	a.pmu.Lock()
 	defer a.pmu.Unlock()
-	return a.register(deviceID)
+	secret, err := a.register(deviceID)
+	if err != nil {
+		return "", fmt.Errorf("astartetest: device %s: %w", deviceID, err)
+	}
+	return secret, nil
+}
+
+// registeredSecret returns the secret of a registered device, registering
+// it first when unknown.
+func (a *Astarte) registeredSecret(deviceID string) (string, error) {
+	a.pmu.Lock()
+	defer a.pmu.Unlock()
+	if d, ok := a.devices[deviceID]; ok {
+		return d.secret, nil
+	}
+	secret, err := a.register(deviceID)
+	if err != nil {
+		return "", fmt.Errorf("astartetest: device %s: %w", deviceID, err)
+	}
+	return secret, nil
 }
 
 func (a *Astarte) register(deviceID string) (string, error) {
 	if d, ok := a.devices[deviceID]; ok && d.confirmed {
-		return "", errAlreadyRegistered
+		return "", ErrAlreadyRegistered
 	}
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {

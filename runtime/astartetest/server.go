@@ -8,10 +8,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
+	"unicode/utf8"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 
 	"github.com/astarte-gen/astarte-gen/runtime"
 )
@@ -36,6 +38,7 @@ type deviceState struct {
 	rawIntro      string
 	received      []Received
 	receivedIn    []int             // the session number of each received message
+	payloads      [][]byte          // of received, as published
 	deviceProps   map[string]any    // "<iface><path>" → value
 	serverProps   map[string][]byte // "<iface><path>" → payload
 	errors        []string
@@ -47,8 +50,10 @@ type deviceState struct {
 	// released the last one released under each packet ID.
 	awaitingRelease, released map[uint16]string
 	clearSession              bool
-	client                    *mqtt.Client
-	changed                   chan struct{} // closed and replaced on every new record
+	// plaintextPurge is the purge_properties_compression_format capability.
+	plaintextPurge bool
+	client         *mqtt.Client
+	changed        chan struct{} // closed and replaced on every new record
 }
 
 func (a *Astarte) state(deviceID string) *deviceState {
@@ -97,7 +102,7 @@ func (a *Astarte) receive(deviceID, rest string, payload []byte, qos byte) (stri
 		return "unexpected_control_message", errors.New(rest)
 	case rest == "capabilities":
 		st.record("capabilities")
-		return "", nil
+		return setCapabilities(st, payload)
 	}
 	name, path, _ := strings.Cut(rest, "/")
 	st.record("data " + name + "/" + path)
@@ -158,8 +163,12 @@ func (a *Astarte) emptyCache(deviceID string, st *deviceState) (string, error) {
 	for i, k := range keys {
 		values[i] = st.serverProps[k]
 	}
+	purge := runtime.EncodePurge(keys)
+	if st.plaintextPurge {
+		purge = []byte(strings.Join(keys, ";"))
+	}
 	st.mu.Unlock()
-	if err := a.publish(deviceID, "control/consumer/properties", runtime.EncodePurge(keys), 2); err != nil {
+	if err := a.publish(deviceID, "control/consumer/properties", purge, 2); err != nil {
 		return "empty_cache_error", err
 	}
 	for i, k := range keys {
@@ -173,15 +182,30 @@ func (a *Astarte) emptyCache(deviceID string, st *deviceState) (string, error) {
 	return "", nil
 }
 
+// decodePurge reads a purge list: zlib with a 4-byte header, or the raw
+// text after the plaintext capability.
+func decodePurge(payload []byte, plaintext bool) ([]string, error) {
+	if !plaintext {
+		return runtime.DecodePurge(payload)
+	}
+	if !utf8.Valid(payload) {
+		return nil, errors.New("plaintext purge list is not UTF-8")
+	}
+	if len(payload) == 0 {
+		return nil, nil
+	}
+	return strings.Split(string(payload), ";"), nil
+}
+
 // purgeDeviceProperties keeps only the listed device-owned properties of
 // the introspection's interfaces (spec §3.8).
 func (a *Astarte) purgeDeviceProperties(st *deviceState, payload []byte) (string, error) {
-	entries, err := runtime.DecodePurge(payload)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	entries, err := decodePurge(payload, st.plaintextPurge)
 	if err != nil {
 		return "purge_properties_error", err
 	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
 	for key := range st.deviceProps {
 		name, _, _ := strings.Cut(key, "/")
 		if st.introspection[name] != nil && !slices.Contains(entries, key) {
@@ -206,6 +230,9 @@ func (a *Astarte) receiveData(st *deviceState, name, path string, payload []byte
 		return "invalid_path", errors.New(path)
 	}
 	match, err := iface.Match(path)
+	if err != nil && iface.Aggregation == runtime.Individual && prefixOfEndpoint(iface, path) {
+		return "ambiguous_path", err
+	}
 	if err != nil {
 		return "mapping_not_found", err
 	}
@@ -239,7 +266,58 @@ func (a *Astarte) receiveData(st *deviceState, name, path string, payload []byte
 	}
 	st.received = append(st.received, r)
 	st.receivedIn = append(st.receivedIn, st.sessions)
+	st.payloads = append(st.payloads, slices.Clone(payload))
 	st.notify()
+	return "", nil
+}
+
+// prefixOfEndpoint reports whether path is a strict prefix of one of the
+// interface's endpoints (Astarte's ambiguous_path).
+func prefixOfEndpoint(iface *runtime.Interface, path string) bool {
+	levels := strings.Split(strings.Trim(path, "/"), "/")
+	for _, m := range iface.Mappings {
+		ep := strings.Split(strings.Trim(m.Endpoint, "/"), "/")
+		if len(levels) >= len(ep) {
+			continue
+		}
+		if matchLevels(ep[:len(levels)], levels) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchLevels matches path levels against endpoint levels (%{…} matches
+// any level).
+func matchLevels(endpoint, levels []string) bool {
+	for i, l := range levels {
+		if !strings.HasPrefix(endpoint[i], "%{") && endpoint[i] != l {
+			return false
+		}
+	}
+	return true
+}
+
+// setCapabilities stores a capabilities document (spec §3.9); a malformed
+// one is refused and the old values kept.
+func setCapabilities(st *deviceState, payload []byte) (string, error) {
+	doc := bsoncore.Document(payload)
+	if err := doc.Validate(); err != nil {
+		return "malformed_capabilities_message", err
+	}
+	format := ""
+	if v, err := doc.LookupErr("purge_properties_compression_format"); err == nil {
+		s, ok := v.StringValueOK()
+		if !ok || (s != "zlib" && s != "plaintext") {
+			return "malformed_capabilities_message", fmt.Errorf("purge_properties_compression_format %s", v)
+		}
+		format = s
+	}
+	if format != "" {
+		st.mu.Lock()
+		st.plaintextPurge = format == "plaintext"
+		st.mu.Unlock()
+	}
 	return "", nil
 }
 
@@ -261,73 +339,120 @@ func decodeErrorName(iface *runtime.Interface, err error) string {
 
 // server-to-device controls
 
-// serverMessage encodes value for a server-owned interface path.
-func (a *Astarte) serverMessage(iface, path string, value any) (*runtime.Interface, runtime.Match, []byte, error) {
+// serverMapping resolves a server-owned interface path of the given type.
+func (a *Astarte) serverMapping(iface, path string, typ runtime.InterfaceType) (*runtime.Interface, runtime.Match, error) {
 	i, ok := a.ifaces[iface]
-	if !ok {
-		return nil, runtime.Match{}, nil, fmt.Errorf("astartetest: interface %s not installed", iface)
-	}
-	if i.Ownership != runtime.OwnershipServer {
-		return nil, runtime.Match{}, nil, fmt.Errorf("astartetest: %s is device-owned", iface)
+	switch {
+	case !ok:
+		return nil, runtime.Match{}, fmt.Errorf("interface %s not installed", iface)
+	case i.Ownership != runtime.OwnershipServer:
+		return nil, runtime.Match{}, fmt.Errorf("%s is device-owned", iface)
+	case i.Type != typ:
+		return nil, runtime.Match{}, fmt.Errorf("%s is not a %s interface", iface, typ)
 	}
 	m, err := i.Match(path)
+	return i, m, err
+}
+
+// serverMessage encodes value for a server-owned interface path, with t
+// = ts when the mapping takes an explicit timestamp and ts is not zero.
+func (a *Astarte) serverMessage(iface, path string, typ runtime.InterfaceType, value any, ts time.Time) (*runtime.Interface, runtime.Match, []byte, error) {
+	i, m, err := a.serverMapping(iface, path, typ)
 	if err != nil {
-		return nil, runtime.Match{}, nil, err
+		return nil, m, nil, err
 	}
 	var p runtime.Payload
 	p.Reset(i, m.Index)
 	p.Any(value)
-	var ts time.Time
-	if i.Mappings[m.Index].ExplicitTimestamp {
-		ts = time.Now()
+	if !i.Mappings[m.Index].ExplicitTimestamp {
+		ts = time.Time{}
 	}
 	b, err := p.Finish(ts)
 	return i, m, slices.Clone(b), err
 }
 
+// deviceError prefixes an error with the package and the device.
+func deviceError(deviceID string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("astartetest: device %s: %w", deviceID, err)
+}
+
 // SendDatastream publishes a value on a server-owned datastream (an object
-// as map[string]any), with the QoS of its mapping.
+// as map[string]any), with the QoS of its mapping. A mapping with
+// explicit_timestamp gets the current time; see SendDatastreamAt.
 func (a *Astarte) SendDatastream(deviceID, iface, path string, value any) error {
-	i, m, payload, err := a.serverMessage(iface, path, value)
+	return a.SendDatastreamAt(deviceID, iface, path, value, time.Now())
+}
+
+// SendDatastreamAt is SendDatastream with the timestamp t of the message:
+// sent when the mapping has explicit_timestamp and ts is not zero, left
+// out otherwise (as Astarte does).
+func (a *Astarte) SendDatastreamAt(deviceID, iface, path string, value any, ts time.Time) error {
+	i, m, payload, err := a.serverMessage(iface, path, runtime.Datastream, value, ts)
 	if err != nil {
-		return err
+		return deviceError(deviceID, err)
 	}
-	if i.Type != runtime.Datastream {
-		return fmt.Errorf("astartetest: %s is not a datastream", iface)
-	}
-	return a.publish(deviceID, iface+path, payload, i.QoS(&i.Mappings[m.Index]))
+	return deviceError(deviceID, a.publish(deviceID, iface+path, payload, i.QoS(&i.Mappings[m.Index])))
 }
 
 // SetProperty sets a server-owned property: Astarte stores it and publishes
 // it (a device that is offline gets it at its next emptyCache).
 func (a *Astarte) SetProperty(deviceID, iface, path string, value any) error {
-	i, _, payload, err := a.serverMessage(iface, path, value)
+	_, _, payload, err := a.serverMessage(iface, path, runtime.Properties, value, time.Time{})
 	if err != nil {
-		return err
-	}
-	if i.Type != runtime.Properties {
-		return fmt.Errorf("astartetest: %s is not a properties interface", iface)
+		return deviceError(deviceID, err)
 	}
 	st := a.state(deviceID)
 	st.mu.Lock()
 	st.serverProps[iface+path] = payload
 	st.mu.Unlock()
-	return a.publish(deviceID, iface+path, payload, 2)
+	return deviceError(deviceID, a.publish(deviceID, iface+path, payload, 2))
 }
 
 // UnsetProperty unsets a server-owned property (an empty payload, QoS 2).
+// Like SetProperty it checks the interface and path, and the mapping must
+// allow unset.
 func (a *Astarte) UnsetProperty(deviceID, iface, path string) error {
+	i, m, err := a.serverMapping(iface, path, runtime.Properties)
+	if err != nil {
+		return deviceError(deviceID, err)
+	}
+	if !i.Mappings[m.Index].AllowUnset {
+		return deviceError(deviceID, fmt.Errorf("%w: %s%s", runtime.ErrUnsetNotAllowed, iface, path))
+	}
 	st := a.state(deviceID)
 	st.mu.Lock()
 	delete(st.serverProps, iface+path)
 	st.mu.Unlock()
-	return a.publish(deviceID, iface+path, nil, 2)
+	return deviceError(deviceID, a.publish(deviceID, iface+path, nil, 2))
+}
+
+// SendPurge sends the device the list of server-owned properties Astarte
+// holds (control/consumer/properties), keeping only those listed as keys
+// "<interface><path>": the device deletes the others, as Astarte asks it
+// to after an emptyCache.
+func (a *Astarte) SendPurge(deviceID string, keys []string) error {
+	st := a.state(deviceID)
+	st.mu.Lock()
+	for key := range st.serverProps {
+		if !slices.Contains(keys, key) {
+			delete(st.serverProps, key)
+		}
+	}
+	purge := runtime.EncodePurge(keys)
+	if st.plaintextPurge {
+		purge = []byte(strings.Join(keys, ";"))
+	}
+	st.mu.Unlock()
+	return deviceError(deviceID, a.publish(deviceID, "control/consumer/properties", purge, 2))
 }
 
 // SendRaw publishes arbitrary bytes on "<realm>/<device_id>/<suffix>", for
 // tests of invalid server data.
 func (a *Astarte) SendRaw(deviceID, suffix string, payload []byte, qos byte) error {
-	return a.publish(deviceID, suffix, payload, qos)
+	return deviceError(deviceID, a.publish(deviceID, suffix, payload, qos))
 }
 
 // observation
@@ -352,27 +477,13 @@ func (a *Astarte) ReceivedSessions(deviceID string) ([]Received, []int) {
 	return slices.Clone(st.received), slices.Clone(st.receivedIn)
 }
 
-// WaitReceived waits (up to 10 s) until the device has sent at least n
-// accepted data messages and returns all of them; it fails the test
-// otherwise.
-func (a *Astarte) WaitReceived(t testing.TB, deviceID string, n int) []Received {
-	t.Helper()
+// ReceivedPayloads returns the payloads of Received(deviceID) as the device
+// published them (BSON, or empty for an unset), in the same order.
+func (a *Astarte) ReceivedPayloads(deviceID string) [][]byte {
 	st := a.state(deviceID)
-	deadline := time.After(10 * time.Second)
-	for {
-		st.mu.Lock()
-		got, changed := slices.Clone(st.received), st.changed
-		st.mu.Unlock()
-		if len(got) >= n {
-			return got
-		}
-		select {
-		case <-changed:
-		case <-deadline:
-			t.Fatalf("astartetest: device %s sent %d of %d expected messages; events: %q", deviceID, len(got), n, a.Events(deviceID))
-			return got
-		}
-	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return slices.Clone(st.payloads)
 }
 
 // DeviceProperties returns the device-owned properties Astarte holds,
