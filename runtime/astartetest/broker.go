@@ -166,7 +166,7 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, _ bool) bool {
 // one (forced disconnect, ClearSession), before the broker looks it up.
 func (h *hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 	st := h.a.state(deviceOf(cl))
-	_, resumable := h.a.server.Clients.Get(cl.ID)
+	_, resumable := h.server.Clients.Get(cl.ID)
 	st.mu.Lock()
 	clear := st.clearSession
 	st.clearSession = false
