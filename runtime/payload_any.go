@@ -213,7 +213,7 @@ func toInt(v any) (int64, bool) {
 	case uint32:
 		return int64(x), true
 	case uint:
-		return int64(x), x <= math.MaxInt64
+		return int64(x), uint64(x) <= math.MaxInt64 // uint is 32 bits on 32-bit targets
 	case uint64:
 		return int64(x), x <= math.MaxInt64
 	}
