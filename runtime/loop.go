@@ -314,14 +314,7 @@ func (d *Device) teardown(c *conn, o *owner) {
 // channel is closed).
 func (d *Device) takeBackWrites(c *conn) {
 	for req := range c.reqs {
-		d.handing.Add(-1)
-		d.unbusy()
-		if req.result != nil {
-			req.result <- nil
-		}
-		if req.out.rec != nil {
-			d.session.giveBack(req.out.rec)
-		}
+		d.returnWrite(req)
 	}
 }
 

@@ -20,7 +20,8 @@ func (d *Device) setProperty(ctx context.Context, o outgoing) error {
 	if err != nil || !changed {
 		return err
 	}
-	return d.publishProperty(ctx, p, o.topic)
+	d.publishProperty(p.PropertyKey)
+	return nil
 }
 
 // putProperty stores p as unsent if change(previous, found) says so. The
@@ -45,10 +46,9 @@ func (d *Device) putProperty(ctx context.Context, p store.Property, change func(
 // publishProperty marks a stored change for the owner loop, which sends it
 // when connected (offline, the next sync does); the acknowledgement clears
 // the unsent mark.
-func (d *Device) publishProperty(_ context.Context, p store.Property, _ string) error {
-	d.markDirty(p.PropertyKey, false)
+func (d *Device) publishProperty(k store.PropertyKey) {
+	d.markDirty(k, false)
 	d.poke()
-	return nil
 }
 
 // markDirty records that a device property must be sent: if it is still
@@ -113,7 +113,8 @@ func (d *Device) unset(ctx context.Context, info *ifaceInfo, mapping int, topic 
 	if err != nil || !changed {
 		return err
 	}
-	return d.publishProperty(ctx, tombstone, topic)
+	d.publishProperty(key)
+	return nil
 }
 
 // propertyTopic builds the topic of an individual property mapping.

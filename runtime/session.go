@@ -203,9 +203,13 @@ func (s *session) releasing() bool {
 }
 
 // giveBack returns a record that never entered the session to the owner.
-func (s *session) giveBack(rec *record) {
+func (s *session) giveBack(rec *record) { s.handBack(&s.orphans, rec) }
+
+// handBack puts a record that is no longer on its way into list (acked or
+// orphans) for the owner.
+func (s *session) handBack(list *[]*record, rec *record) {
 	s.mu.Lock()
-	s.orphans = append(s.orphans, rec)
+	*list = append(*list, rec)
 	delete(s.stored, rec.storedID)
 	s.mu.Unlock()
 	s.notify()
@@ -221,13 +225,7 @@ func (s *session) takeStored(id uint64) {
 }
 
 // settled queues rec as done without a broker acknowledgement (QoS 0).
-func (s *session) settled(rec *record) {
-	s.mu.Lock()
-	s.acked = append(s.acked, rec)
-	delete(s.stored, rec.storedID)
-	s.mu.Unlock()
-	s.notify()
-}
+func (s *session) settled(rec *record) { s.handBack(&s.acked, rec) }
 
 // take returns the acknowledged and orphaned records since the last call.
 func (s *session) take() (acked, orphans []*record) {

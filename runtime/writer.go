@@ -27,12 +27,23 @@ func (d *Device) write(ctx context.Context, c *conn, req writeReq) bool {
 	case <-c.lost:
 	case <-ctx.Done():
 	}
+	d.returnWrite(req)
+	return false
+}
+
+// returnWrite undoes the hand-over of a request the writer never
+// published: the message is no longer on its way, a waiting publishWait
+// learns it was not sent (result is buffered), and its record goes back to
+// the owner.
+func (d *Device) returnWrite(req writeReq) {
 	d.handing.Add(-1)
 	d.unbusy()
+	if req.result != nil {
+		req.result <- nil
+	}
 	if req.out.rec != nil {
 		d.session.giveBack(req.out.rec)
 	}
-	return false
 }
 
 // writer publishes what the owner loop hands it, in order, until the owner
