@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"go/format"
 	"os"
 	"os/exec"
@@ -17,7 +18,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/astarte-gen/astarte-gen/internal/testcorpus"
-	"github.com/astarte-gen/astarte-gen/runtime"
 	"github.com/astarte-gen/astarte-gen/schema"
 )
 
@@ -207,10 +207,10 @@ func TestNaming(t *testing.T) {
 	}
 }
 
-func iface(name string, endpoints ...string) *runtime.Interface {
-	i := &runtime.Interface{Name: name, Major: 1, Type: runtime.Datastream, Ownership: runtime.OwnershipDevice}
+func iface(name string, endpoints ...string) *model.Interface {
+	i := &model.Interface{Name: name, Major: 1, Type: model.Datastream, Ownership: model.OwnershipDevice}
 	for _, e := range endpoints {
-		i.Mappings = append(i.Mappings, runtime.Mapping{Endpoint: e, Type: runtime.Double})
+		i.Mappings = append(i.Mappings, model.Mapping{Endpoint: e, Type: model.Double})
 	}
 	return i
 }

@@ -99,7 +99,7 @@ func unexported(s string) string {
 // named like one of them gets a suffix.
 var reservedArgs = map[string]bool{
 	"ctx": true, "value": true, "timestamp": true, "m": true, "s": true, "h": true, "d": true, "v": true,
-	"in": true, "err": true, "ok": true, "astarte": true, "context": true, "time": true,
+	"in": true, "err": true, "ok": true, "runtime": true, "model": true, "context": true, "time": true,
 }
 
 var predeclared = map[string]bool{

@@ -8,12 +8,11 @@ package gen
 import (
 	"errors"
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"go/token"
 	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/astarte-gen/astarte-gen/runtime"
 )
 
 // ErrCollision is wrapped by errors about Go names the generator cannot make
@@ -30,7 +29,7 @@ type Config struct {
 // the generated header, relative to the working directory).
 type Input struct {
 	Source    string
-	Interface *runtime.Interface
+	Interface *model.Interface
 }
 
 // PackageFile is the name of the generated file that lists the interfaces.
@@ -68,8 +67,8 @@ type plan struct {
 	ifaces []*ifacePlan // sorted by interface name
 }
 
-func (p *ifacePlan) device() bool     { return p.Interface.Ownership == runtime.OwnershipDevice }
-func (p *ifacePlan) properties() bool { return p.Interface.Type == runtime.Properties }
+func (p *ifacePlan) device() bool     { return p.Interface.Ownership == model.OwnershipDevice }
+func (p *ifacePlan) properties() bool { return p.Interface.Type == model.Properties }
 
 // structName is the Go type of an object value.
 func (p *ifacePlan) structName() string { return p.typeName + p.object.name }
@@ -148,7 +147,7 @@ func (pl *plan) nameTypes() error {
 
 // endpointName joins the literal levels of an endpoint: "/%{id}/cpu_temp" →
 // "CPUTemp"; an endpoint of parameters only is "Value".
-func endpointName(levels []runtime.Level) string {
+func endpointName(levels []model.Level) string {
 	var parts []string
 	for _, l := range levels {
 		if !l.Param {
@@ -162,7 +161,7 @@ func endpointName(levels []runtime.Level) string {
 }
 
 // paramNames returns the Go argument names of an endpoint's parameters.
-func paramNames(levels []runtime.Level) []string {
+func paramNames(levels []model.Level) []string {
 	var names []string
 	for _, l := range levels {
 		if !l.Param {
@@ -181,11 +180,11 @@ func paramNames(levels []runtime.Level) []string {
 // one interface, making them distinct.
 func (ip *ifacePlan) nameMembers() error {
 	ms := ip.Interface.Mappings
-	if ip.Interface.Aggregation == runtime.Object {
+	if ip.Interface.Aggregation == model.Object {
 		levels := ms[0].Levels()
 		prefix := levels[:len(levels)-1]
 		obj := &objectPlan{name: endpointName(prefix), params: paramNames(prefix)}
-		if len(prefix) == 0 || obj.name == "Value" && !slices.ContainsFunc(prefix, func(l runtime.Level) bool { return !l.Param }) {
+		if len(prefix) == 0 || obj.name == "Value" && !slices.ContainsFunc(prefix, func(l model.Level) bool { return !l.Param }) {
 			obj.name = "Value"
 		}
 		used := map[string]bool{}

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"net"
 	"os"
 	"os/exec"
@@ -33,18 +34,18 @@ const (
 )
 
 var (
-	values = &runtime.Interface{
-		Name: "org.astartegen.it.Values", Major: 1, Type: runtime.Datastream, Ownership: runtime.OwnershipDevice,
-		Mappings: []runtime.Mapping{
-			{Endpoint: "/qos0", Type: runtime.Integer},
-			{Endpoint: "/qos1", Type: runtime.Integer, Reliability: runtime.Guaranteed},
-			{Endpoint: "/qos2", Type: runtime.Integer, Reliability: runtime.Unique},
-			{Endpoint: "/stored", Type: runtime.Integer, Reliability: runtime.Guaranteed, Retention: runtime.Stored},
+	values = &model.Interface{
+		Name: "org.astartegen.it.Values", Major: 1, Type: model.Datastream, Ownership: model.OwnershipDevice,
+		Mappings: []model.Mapping{
+			{Endpoint: "/qos0", Type: model.Integer},
+			{Endpoint: "/qos1", Type: model.Integer, Reliability: model.Guaranteed},
+			{Endpoint: "/qos2", Type: model.Integer, Reliability: model.Unique},
+			{Endpoint: "/stored", Type: model.Integer, Reliability: model.Guaranteed, Retention: model.Stored},
 		},
 	}
-	commands = &runtime.Interface{
-		Name: "org.astartegen.it.Commands", Major: 1, Type: runtime.Datastream, Ownership: runtime.OwnershipServer,
-		Mappings: []runtime.Mapping{{Endpoint: "/run", Type: runtime.String, Reliability: runtime.Unique}},
+	commands = &model.Interface{
+		Name: "org.astartegen.it.Commands", Major: 1, Type: model.Datastream, Ownership: model.OwnershipServer,
+		Mappings: []model.Mapping{{Endpoint: "/run", Type: model.String, Reliability: model.Unique}},
 	}
 )
 

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/astarte-gen/astarte-gen/internal/chaos"
-	astarte "github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime"
 	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
 )
 
@@ -26,10 +26,10 @@ func TestChaos(t *testing.T) {
 			cfg.VolatileCapacity = 1 << 20 // losses only by the capacity rule: none here
 			cfg.MaxInFlight = 64
 			target := &fakeTarget{a: a, id: cfg.DeviceID}
-			chaos.Run(t, target, chaos.Options{Seed: seed, Duration: chaosDuration(t)}, func(onError func(error)) (*astarte.Device, error) {
+			chaos.Run(t, target, chaos.Options{Seed: seed, Duration: chaosDuration(t)}, func(onError func(error)) (*runtime.Device, error) {
 				c := cfg
 				c.OnError = onError
-				return astarte.New(c, chaos.Data, chaos.Props, chaos.Commands)
+				return runtime.New(c, chaos.Data, chaos.Props, chaos.Commands)
 			})
 		})
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"slices"
 	"strings"
 	"sync"
@@ -16,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	astarte "github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime"
 	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
 	"github.com/astarte-gen/astarte-gen/runtime/pairing"
 )
@@ -24,25 +25,25 @@ import (
 const churnID = "Q2h1cm5EZXZpY2UwMDAwMA"
 
 // churnIface has one mapping per retention × reliability the tests need.
-var churnIface = &astarte.Interface{
+var churnIface = &model.Interface{
 	Name: "org.astartegen.e2e.Churn", Major: 1, Minor: 0,
-	Type: astarte.Datastream, Ownership: astarte.OwnershipDevice,
-	Mappings: []astarte.Mapping{
-		{Endpoint: "/stored", Type: astarte.LongInteger, Reliability: astarte.Guaranteed, Retention: astarte.Stored},
-		{Endpoint: "/unique", Type: astarte.LongInteger, Reliability: astarte.Unique, Retention: astarte.Stored},
-		{Endpoint: "/volatile0", Type: astarte.LongInteger, Retention: astarte.Volatile},
-		{Endpoint: "/volatile1", Type: astarte.LongInteger, Reliability: astarte.Guaranteed, Retention: astarte.Volatile},
-		{Endpoint: "/discard0", Type: astarte.LongInteger},
-		{Endpoint: "/discard1", Type: astarte.LongInteger, Reliability: astarte.Guaranteed},
+	Type: model.Datastream, Ownership: model.OwnershipDevice,
+	Mappings: []model.Mapping{
+		{Endpoint: "/stored", Type: model.LongInteger, Reliability: model.Guaranteed, Retention: model.Stored},
+		{Endpoint: "/unique", Type: model.LongInteger, Reliability: model.Unique, Retention: model.Stored},
+		{Endpoint: "/volatile0", Type: model.LongInteger, Retention: model.Volatile},
+		{Endpoint: "/volatile1", Type: model.LongInteger, Reliability: model.Guaranteed, Retention: model.Volatile},
+		{Endpoint: "/discard0", Type: model.LongInteger},
+		{Endpoint: "/discard1", Type: model.LongInteger, Reliability: model.Guaranteed},
 	},
 }
 
 // churnIfaces is what both the fake and the device know in most tests.
-var churnIfaces = []*astarte.Interface{churnIface, serverStreamIface, serverProps, deviceProps}
+var churnIfaces = []*model.Interface{churnIface, serverStreamIface, serverProps, deviceProps}
 
 // churnDevice starts a fake Astarte with churnIfaces and a connected device;
 // tune adjusts the configuration first.
-func churnDevice(t *testing.T, tune func(*astarte.Config)) (*astartetest.Astarte, *astarte.Device, astarte.Config) {
+func churnDevice(t *testing.T, tune func(*runtime.Config)) (*astartetest.Astarte, *runtime.Device, runtime.Config) {
 	t.Helper()
 	a := astartetest.New(t, churnIfaces...)
 	cfg := testConfig(t, a, churnID)
@@ -105,7 +106,7 @@ func TestChurnSendRacingClose(t *testing.T) {
 						continue
 					case err == nil:
 						bad <- fmt.Errorf("round %d: Send after Close returned nil", round)
-					case !errors.Is(err, astarte.ErrClosed):
+					case !errors.Is(err, runtime.ErrClosed):
 						bad <- fmt.Errorf("round %d: Send racing Close: %v, want nil or ErrClosed", round, err)
 					}
 					return
@@ -134,7 +135,7 @@ func TestChurnSendRacingClose(t *testing.T) {
 	d := newDevice(t, a, cfg, churnIfaces...)
 	sending := make(chan struct{})
 	last := make(chan error, 1)
-	if err := d.Handle(serverStreamIface, func(ctx context.Context, in *astarte.Incoming) error {
+	if err := d.Handle(serverStreamIface, func(ctx context.Context, in *runtime.Incoming) error {
 		close(sending)
 		var err error
 		for i := int64(0); err == nil && i < 1_000_000; i++ {
@@ -159,7 +160,7 @@ func TestChurnSendRacingClose(t *testing.T) {
 	}
 	select {
 	case err := <-last:
-		if !errors.Is(err, astarte.ErrClosed) {
+		if !errors.Is(err, runtime.ErrClosed) {
 			t.Errorf("a handler's Send after Close: %v, want ErrClosed", err)
 		}
 	case <-time.After(10 * time.Second):
@@ -170,7 +171,7 @@ func TestChurnSendRacingClose(t *testing.T) {
 // boundedSend runs d.Send with a context of timeout and reports an error
 // when it returns later than that plus a second; it does not wait for a
 // Send stuck longer (the test fails instead of hanging).
-func boundedSend(d *astarte.Device, timeout time.Duration, path string, v int64) error {
+func boundedSend(d *runtime.Device, timeout time.Duration, path string, v int64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	start := time.Now()
@@ -239,7 +240,7 @@ func TestChurnSendsBoundedByContext(t *testing.T) {
 // new volatile sends returned nil and reached nobody, Flush never returned.
 func TestChurnVolatileQueueNotStuck(t *testing.T) {
 	// A capacity no burst reaches: every loss would be the runtime's.
-	a, d, _ := churnDevice(t, func(c *astarte.Config) { c.VolatileCapacity = 100_000 })
+	a, d, _ := churnDevice(t, func(c *runtime.Config) { c.VolatileCapacity = 100_000 })
 	ctx := ctxT(t)
 	var next atomic.Int64
 	send := func() {
@@ -260,7 +261,7 @@ func TestChurnVolatileQueueNotStuck(t *testing.T) {
 	}
 	wg.Wait()
 	stopDrops()
-	waitFor(t, func() bool { return d.State() == astarte.Connected })
+	waitFor(t, func() bool { return d.State() == runtime.Connected })
 	for range 50 {
 		send()
 	}
@@ -282,7 +283,7 @@ func TestChurnVolatileQueueNotStuck(t *testing.T) {
 	if len(lost) > 0 {
 		t.Errorf("%d of %d volatile values never reached Astarte (the session was kept): %v", len(lost), next.Load(), lost)
 	}
-	if s := d.State(); s != astarte.Connected {
+	if s := d.State(); s != runtime.Connected {
 		t.Errorf("state %v, want connected", s)
 	}
 	if a.Connections(churnID) < 2 {
@@ -295,7 +296,7 @@ func TestChurnVolatileQueueNotStuck(t *testing.T) {
 // Publish waits WriteTimeout (5 s) for a writer that is gone; meanwhile
 // State says connected and the device neither publishes nor reconnects.
 func TestChurnReconnectsPromptlyAfterDrop(t *testing.T) {
-	a, d, _ := churnDevice(t, func(c *astarte.Config) { c.VolatileCapacity = 100_000 })
+	a, d, _ := churnDevice(t, func(c *runtime.Config) { c.VolatileCapacity = 100_000 })
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	defer func() { close(stop); wg.Wait() }()
@@ -334,7 +335,7 @@ func TestChurnCloseReleasesStore(t *testing.T) {
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
 	called := make(chan struct{}, 1)
-	if err := d.Handle(serverStreamIface, func(context.Context, *astarte.Incoming) error {
+	if err := d.Handle(serverStreamIface, func(context.Context, *runtime.Incoming) error {
 		called <- struct{}{}
 		<-release // ignores its context
 		return nil
@@ -359,12 +360,12 @@ func TestChurnCloseReleasesStore(t *testing.T) {
 		t.Errorf("Close with a 200 ms context took %v", el)
 	}
 	// The store is released: a new Device (a restarted program) opens it.
-	if d2, err := astarte.New(cfg, churnIfaces...); err != nil {
+	if d2, err := runtime.New(cfg, churnIfaces...); err != nil {
 		t.Errorf("New on the closed device's store: %v", err)
 	} else if err := d2.Close(context.Background()); err != nil {
 		t.Errorf("closing the second device: %v", err)
 	}
-	if err := d.Close(context.Background()); !errors.Is(err, astarte.ErrClosed) {
+	if err := d.Close(context.Background()); !errors.Is(err, runtime.ErrClosed) {
 		t.Errorf("second Close: %v, want ErrClosed", err)
 	}
 	bg := context.Background()
@@ -382,9 +383,9 @@ func TestChurnCloseReleasesStore(t *testing.T) {
 		"PropertyAt":    propAtErr,
 		"Flush":         d.Flush(bg),
 		"Connect":       d.Connect(bg),
-		"Handle":        d.Handle(serverProps, func(context.Context, *astarte.Incoming) error { return nil }),
+		"Handle":        d.Handle(serverProps, func(context.Context, *runtime.Incoming) error { return nil }),
 	} {
-		if !errors.Is(err, astarte.ErrClosed) {
+		if !errors.Is(err, runtime.ErrClosed) {
 			t.Errorf("%s after Close: %v, want ErrClosed", name, err)
 		}
 	}
@@ -433,19 +434,19 @@ func TestChurnUniqueExactlyOnceAcrossDrops(t *testing.T) {
 // mapping the realm (which has minor 0) does not have, so the server
 // refuses data on it by disconnecting the device.
 var (
-	churnEvolving = &astarte.Interface{
+	churnEvolving = &model.Interface{
 		Name: "org.astartegen.e2e.ChurnEvolving", Major: 1, Minor: 0,
-		Type: astarte.Datastream, Ownership: astarte.OwnershipDevice,
-		Mappings: []astarte.Mapping{
-			{Endpoint: "/known", Type: astarte.LongInteger, Reliability: astarte.Guaranteed, Retention: astarte.Stored},
+		Type: model.Datastream, Ownership: model.OwnershipDevice,
+		Mappings: []model.Mapping{
+			{Endpoint: "/known", Type: model.LongInteger, Reliability: model.Guaranteed, Retention: model.Stored},
 		},
 	}
-	churnEvolved = &astarte.Interface{
+	churnEvolved = &model.Interface{
 		Name: churnEvolving.Name, Major: 1, Minor: 1,
-		Type: astarte.Datastream, Ownership: astarte.OwnershipDevice,
-		Mappings: []astarte.Mapping{
-			{Endpoint: "/known", Type: astarte.LongInteger, Reliability: astarte.Guaranteed, Retention: astarte.Stored},
-			{Endpoint: "/extra", Type: astarte.LongInteger, Reliability: astarte.Guaranteed, Retention: astarte.Stored},
+		Type: model.Datastream, Ownership: model.OwnershipDevice,
+		Mappings: []model.Mapping{
+			{Endpoint: "/known", Type: model.LongInteger, Reliability: model.Guaranteed, Retention: model.Stored},
+			{Endpoint: "/extra", Type: model.LongInteger, Reliability: model.Guaranteed, Retention: model.Stored},
 		},
 	}
 )
@@ -481,10 +482,10 @@ func TestChurnPoisonMessageMovedAside(t *testing.T) {
 			t.Errorf("value %d behind the refused message was not delivered (got %v)", i, known)
 		}
 	}
-	var dead *astarte.Error
+	var dead *runtime.Error
 	waitFor(t, func() bool {
 		for _, err := range seen.list() {
-			if errors.As(err, &dead) && errors.Is(err, astarte.ErrDeadLetter) {
+			if errors.As(err, &dead) && errors.Is(err, runtime.ErrDeadLetter) {
 				return true
 			}
 		}
@@ -510,7 +511,7 @@ func TestChurnPoisonMessageMovedAside(t *testing.T) {
 	if n := a.Connections(churnID) - 1; n > cfg.MaxRefusals+2 {
 		t.Errorf("the device reconnected %d times, want at most MaxRefusals+2 = %d; Astarte saw %q", n, cfg.MaxRefusals+2, a.Events(churnID))
 	}
-	if s := d.State(); s != astarte.Connected {
+	if s := d.State(); s != runtime.Connected {
 		t.Errorf("state %v, want connected", s)
 	}
 }
@@ -520,7 +521,7 @@ func TestChurnPoisonMessageMovedAside(t *testing.T) {
 // delivered later): a caller that retries creates duplicates. Send must
 // return nil exactly for the messages that will be delivered.
 func TestChurnStoredSendResultMatchesDelivery(t *testing.T) {
-	a, d, _ := churnDevice(t, func(c *astarte.Config) { c.MaxInFlight = 1 })
+	a, d, _ := churnDevice(t, func(c *runtime.Config) { c.MaxInFlight = 1 })
 	var mu sync.Mutex
 	accepted := map[int64]bool{}
 	refused := 0
@@ -581,7 +582,7 @@ func TestChurnNoRenewalStorm(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if s := d.State(); s != astarte.Connected {
+	if s := d.State(); s != runtime.Connected {
 		t.Errorf("state %v, want connected", s)
 	}
 	if n := a.Connections(churnID); n > 2 {
@@ -598,7 +599,7 @@ func TestChurnHandlers(t *testing.T) {
 		release := make(chan struct{}) // only for a runtime that never cancels
 		t.Cleanup(func() { close(release) })
 		waiting, returned := make(chan struct{}), make(chan struct{})
-		if err := d.Handle(serverStreamIface, func(ctx context.Context, _ *astarte.Incoming) error {
+		if err := d.Handle(serverStreamIface, func(ctx context.Context, _ *runtime.Incoming) error {
 			close(waiting)
 			select {
 			case <-ctx.Done():
@@ -635,8 +636,8 @@ func TestChurnHandlers(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitFor(t, func() bool { _, ok, _ := d.Property(serverProps, 0, "l7"); return ok })
-		got := make(chan *astarte.Incoming, 4)
-		if err := d.Handle(serverProps, func(_ context.Context, in *astarte.Incoming) error { got <- in; return nil }); err != nil {
+		got := make(chan *runtime.Incoming, 4)
+		if err := d.Handle(serverProps, func(_ context.Context, in *runtime.Incoming) error { got <- in; return nil }); err != nil {
 			t.Fatal(err)
 		}
 		select {
@@ -651,9 +652,9 @@ func TestChurnHandlers(t *testing.T) {
 
 	t.Run("handler error reported as the application's", func(t *testing.T) {
 		seen := &errorsSeen{}
-		a, d, _ := churnDevice(t, func(c *astarte.Config) { c.OnError = seen.add })
+		a, d, _ := churnDevice(t, func(c *runtime.Config) { c.OnError = seen.add })
 		boom := errors.New("actuator jammed")
-		if err := d.Handle(serverStreamIface, func(context.Context, *astarte.Incoming) error { return boom }); err != nil {
+		if err := d.Handle(serverStreamIface, func(context.Context, *runtime.Incoming) error { return boom }); err != nil {
 			t.Fatal(err)
 		}
 		if err := a.SendDatastream(churnID, serverStreamIface.Name, "/s1/double", 2.5); err != nil {
@@ -661,11 +662,11 @@ func TestChurnHandlers(t *testing.T) {
 		}
 		waitFor(t, func() bool { return len(seen.list()) > 0 })
 		err := seen.list()[0]
-		var e *astarte.Error
+		var e *runtime.Error
 		if !errors.As(err, &e) {
-			t.Fatalf("OnError got %T %v, want *astarte.Error", err, err)
+			t.Fatalf("OnError got %T %v, want *runtime.Error", err, err)
 		}
-		if !errors.Is(err, astarte.ErrHandler) || errors.Is(err, astarte.ErrServerData) || !errors.Is(err, boom) {
+		if !errors.Is(err, runtime.ErrHandler) || errors.Is(err, runtime.ErrServerData) || !errors.Is(err, boom) {
 			t.Errorf("OnError got kind %v (%v), want ErrHandler wrapping the handler's error", e.Kind, err)
 		}
 		if e.Interface != serverStreamIface.Name || e.Path != "/s1/double" {
@@ -685,7 +686,7 @@ func TestChurnConnectErrorsSayWhy(t *testing.T) {
 	t.Run("broker refuses connections", func(t *testing.T) {
 		a := astartetest.New(t, churnIfaces...)
 		a.SetBrokerURL("mqtts://127.0.0.1:1/")
-		d, err := astarte.New(testConfig(t, a, churnID), churnIfaces...)
+		d, err := runtime.New(testConfig(t, a, churnID), churnIfaces...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -705,7 +706,7 @@ func TestChurnConnectErrorsSayWhy(t *testing.T) {
 		a := astartetest.New(t, churnIfaces...)
 		cfg := testConfig(t, a, churnID)
 		cfg.PairingURL += "/wrong"
-		d, err := astarte.New(cfg, churnIfaces...)
+		d, err := runtime.New(cfg, churnIfaces...)
 		if err != nil {
 			t.Fatal(err)
 		}

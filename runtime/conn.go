@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"net"
 	"net/url"
 	"sync"
@@ -289,7 +290,7 @@ func (d *Device) sync(ctx context.Context, c *conn) error {
 func (d *Device) subscribe(ctx context.Context, c *conn) error {
 	filters := map[string]byte{d.base + "/control/consumer/properties": 2}
 	for _, i := range d.sorted {
-		if i.Ownership == OwnershipServer {
+		if i.Ownership == model.OwnershipServer {
 			filters[d.base+"/"+i.Name+"/#"] = 2
 		}
 	}
@@ -333,7 +334,7 @@ func (d *Device) publishWait(ctx context.Context, c *conn, topic string, payload
 func (d *Device) markProperties(ctx context.Context, full bool) ([]string, error) {
 	var set []string
 	for _, i := range d.sorted {
-		if i.Type != Properties || i.Ownership != OwnershipDevice {
+		if i.Type != model.Properties || i.Ownership != model.OwnershipDevice {
 			continue
 		}
 		props, err := d.store.Properties(ctx, i.Name)

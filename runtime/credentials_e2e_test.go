@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	astarte "github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime"
 	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
 	"github.com/astarte-gen/astarte-gen/runtime/pairing"
 )
@@ -21,7 +21,7 @@ func TestRejectedCertificateIsReplaced(t *testing.T) {
 	f := newFixture(t)
 	f.a.RevokeCertificates(f.id)
 	f.a.DropConnection(f.id)
-	waitFor(t, func() bool { return f.a.PairingRequests(f.id)["credentials"] == 2 && f.d.State() == astarte.Connected })
+	waitFor(t, func() bool { return f.a.PairingRequests(f.id)["credentials"] == 2 && f.d.State() == runtime.Connected })
 	if got := f.a.PairingRequests(f.id)["verify"]; got < 1 {
 		t.Errorf("the refused certificate was not verified first (%d verify requests)", got)
 	}
@@ -83,7 +83,7 @@ func TestLogsNeverHoldSecrets(t *testing.T) {
 	a.RevokeCertificates(cfg.DeviceID) // exercise verify and re-pairing too
 	a.DropConnection(cfg.DeviceID)
 	waitFor(t, func() bool {
-		return a.PairingRequests(cfg.DeviceID)["credentials"] == 2 && d.State() == astarte.Connected
+		return a.PairingRequests(cfg.DeviceID)["credentials"] == 2 && d.State() == runtime.Connected
 	})
 	if err := d.Close(context.Background()); err != nil {
 		t.Fatal(err)

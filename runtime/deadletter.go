@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"time"
 )
 
@@ -57,8 +58,8 @@ func (d *Device) DeleteDeadLetter(ctx context.Context, id uint64) error {
 
 // decodedValue is a decoded payload as Go values: the value of an
 // individual mapping, or a map keyed by last level for an object.
-func decodedValue(iface *Interface, dec Decoded) any {
-	if iface.Aggregation != Object {
+func decodedValue(iface *model.Interface, dec Decoded) any {
+	if iface.Aggregation != model.Object {
 		return dec.Value.Any()
 	}
 	obj := make(map[string]any, len(dec.Fields))

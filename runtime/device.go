@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"log/slog"
 	"slices"
 	"sync"
@@ -126,8 +127,8 @@ type credentialSource interface {
 
 // ifaceInfo is an interface with what the device precomputes about it.
 type ifaceInfo struct {
-	*Interface
-	levels [][]Level // per mapping; for objects index 0 holds the prefix
+	*model.Interface
+	levels [][]model.Level // per mapping; for objects index 0 holds the prefix
 	// topics holds the full topic of each mapping without parameters (for
 	// objects, index 0: the prefix), so that sending on it allocates none.
 	topics []string
@@ -140,7 +141,7 @@ type Device struct {
 	cfg           Config
 	log           *slog.Logger
 	base          string // "<realm>/<device_id>", the topic root
-	byPtr         map[*Interface]*ifaceInfo
+	byPtr         map[*model.Interface]*ifaceInfo
 	byName        map[string]*ifaceInfo
 	sorted        []*ifaceInfo
 	introspection string
@@ -193,7 +194,7 @@ type Device struct {
 
 // New validates cfg and the interfaces and returns a Device. It opens the
 // store in cfg.StoreDir but does no network I/O.
-func New(cfg Config, interfaces ...*Interface) (*Device, error) {
+func New(cfg Config, interfaces ...*model.Interface) (*Device, error) {
 	if err := checkConfig(&cfg); err != nil {
 		return nil, err
 	}
@@ -201,7 +202,7 @@ func New(cfg Config, interfaces ...*Interface) (*Device, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		base:     cfg.Realm + "/" + cfg.DeviceID,
-		byPtr:    map[*Interface]*ifaceInfo{},
+		byPtr:    map[*model.Interface]*ifaceInfo{},
 		byName:   map[string]*ifaceInfo{},
 		session:  newSession(),
 		wake:     make(chan struct{}, 1),
@@ -224,11 +225,11 @@ func New(cfg Config, interfaces ...*Interface) (*Device, error) {
 		}
 	}
 	slices.SortFunc(d.sorted, func(a, b *ifaceInfo) int { return compareStrings(a.Name, b.Name) })
-	all := make([]*Interface, len(d.sorted))
+	all := make([]*model.Interface, len(d.sorted))
 	for n, i := range d.sorted {
 		all[n] = i.Interface
 	}
-	d.introspection = Introspection(all)
+	d.introspection = model.Introspection(all)
 	d.messages.New = func() any { return &Message{d: d} }
 	if err := d.openStore(); err != nil {
 		return nil, err
@@ -263,7 +264,7 @@ func checkConfig(cfg *Config) error {
 	if !realmPattern(cfg.Realm) {
 		return fmt.Errorf("%w: realm %q must match [a-z][a-z0-9]{0,47}", ErrConfig, cfg.Realm)
 	}
-	if err := CheckParameter(cfg.DeviceID); err != nil || cfg.DeviceID == "" {
+	if err := model.CheckParameter(cfg.DeviceID); err != nil || cfg.DeviceID == "" {
 		return fmt.Errorf("%w: device ID %q", ErrConfig, cfg.DeviceID)
 	}
 	if cfg.KeepAlive == 0 {
@@ -310,7 +311,7 @@ func realmPattern(s string) bool {
 
 // addInterface checks a descriptor enough that the runtime can rely on it
 // (schema.Parse checks everything; hand-written descriptors may skip it).
-func (d *Device) addInterface(i *Interface) error {
+func (d *Device) addInterface(i *model.Interface) error {
 	if i == nil {
 		return fmt.Errorf("%w: nil interface", ErrConfig)
 	}
@@ -320,9 +321,9 @@ func (d *Device) addInterface(i *Interface) error {
 	if len(i.Mappings) == 0 {
 		return fmt.Errorf("%w: interface %s has no mappings", ErrConfig, i.Name)
 	}
-	info := &ifaceInfo{Interface: i, levels: make([][]Level, len(i.Mappings))}
+	info := &ifaceInfo{Interface: i, levels: make([][]model.Level, len(i.Mappings))}
 	for n := range i.Mappings {
-		levels, err := ParseEndpoint(i.Mappings[n].Endpoint)
+		levels, err := model.ParseEndpoint(i.Mappings[n].Endpoint)
 		if err != nil {
 			return fmt.Errorf("%w: %s: %w", ErrConfig, i.Name, err)
 		}
@@ -331,7 +332,7 @@ func (d *Device) addInterface(i *Interface) error {
 		}
 		info.levels[n] = levels
 	}
-	if i.Aggregation == Object {
+	if i.Aggregation == model.Object {
 		info.levels[0] = info.levels[0][:len(info.levels[0])-1]
 	}
 	info.topics = make([]string, len(i.Mappings))
@@ -383,8 +384,8 @@ func (d *Device) closeStore() {
 }
 
 // Interfaces returns the device's interfaces sorted by name.
-func (d *Device) Interfaces() []*Interface {
-	out := make([]*Interface, len(d.sorted))
+func (d *Device) Interfaces() []*model.Interface {
+	out := make([]*model.Interface, len(d.sorted))
 	for n, i := range d.sorted {
 		out[n] = i.Interface
 	}
@@ -393,7 +394,7 @@ func (d *Device) Interfaces() []*Interface {
 
 // lookup finds the device's record of iface (by pointer, then by name for
 // an equal descriptor declared elsewhere).
-func (d *Device) lookup(iface *Interface) (*ifaceInfo, error) {
+func (d *Device) lookup(iface *model.Interface) (*ifaceInfo, error) {
 	if info, ok := d.byPtr[iface]; ok {
 		return info, nil
 	}
@@ -412,7 +413,7 @@ func (d *Device) lookup(iface *Interface) (*ifaceInfo, error) {
 // every server property of the interface already cached, as if it had just
 // arrived, so that no handler misses state the server set before it was
 // registered.
-func (d *Device) Handle(iface *Interface, h HandlerFunc) error {
+func (d *Device) Handle(iface *model.Interface, h HandlerFunc) error {
 	if d.isClosed() {
 		return ErrClosed
 	}
@@ -420,12 +421,12 @@ func (d *Device) Handle(iface *Interface, h HandlerFunc) error {
 	if err != nil {
 		return err
 	}
-	if info.Ownership != OwnershipServer {
+	if info.Ownership != model.OwnershipServer {
 		return fmt.Errorf("%w: %s is device-owned; only server-owned interfaces have handlers", ErrWrongOwnership, info.Name)
 	}
 	d.mu.Lock()
 	d.handlers[info.Name] = h
-	replay := d.started && info.Type == Properties
+	replay := d.started && info.Type == model.Properties
 	d.mu.Unlock()
 	if replay {
 		select {

@@ -3,72 +3,73 @@ package runtime_test
 import (
 	"context"
 	"errors"
+	"github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
-	astarte "github.com/astarte-gen/astarte-gen/runtime"
 	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
 )
 
 // Interfaces used by the end-to-end tests.
 var (
-	allTypesIface = &astarte.Interface{
+	allTypesIface = &model.Interface{
 		Name: "org.astartegen.e2e.AllTypes", Major: 1, Minor: 0,
-		Type: astarte.Datastream, Ownership: astarte.OwnershipDevice,
-		Mappings: allTypeMappings(astarte.Guaranteed),
+		Type: model.Datastream, Ownership: model.OwnershipDevice,
+		Mappings: allTypeMappings(model.Guaranteed),
 	}
-	serverStreamIface = &astarte.Interface{
+	serverStreamIface = &model.Interface{
 		Name: "org.astartegen.e2e.ServerStream", Major: 1, Minor: 0,
-		Type: astarte.Datastream, Ownership: astarte.OwnershipServer,
-		Mappings: allTypeMappings(astarte.Unique),
+		Type: model.Datastream, Ownership: model.OwnershipServer,
+		Mappings: allTypeMappings(model.Unique),
 	}
-	objectIface = &astarte.Interface{
+	objectIface = &model.Interface{
 		Name: "org.astartegen.e2e.Object", Major: 1, Minor: 0,
-		Type: astarte.Datastream, Ownership: astarte.OwnershipDevice, Aggregation: astarte.Object,
-		Mappings: []astarte.Mapping{
-			{Endpoint: "/%{room}/env/temperature", Type: astarte.Double, Reliability: astarte.Unique, ExplicitTimestamp: true},
-			{Endpoint: "/%{room}/env/count", Type: astarte.Integer, Reliability: astarte.Unique, ExplicitTimestamp: true},
-			{Endpoint: "/%{room}/env/tags", Type: astarte.StringArray, Reliability: astarte.Unique, ExplicitTimestamp: true},
+		Type: model.Datastream, Ownership: model.OwnershipDevice, Aggregation: model.Object,
+		Mappings: []model.Mapping{
+			{Endpoint: "/%{room}/env/temperature", Type: model.Double, Reliability: model.Unique, ExplicitTimestamp: true},
+			{Endpoint: "/%{room}/env/count", Type: model.Integer, Reliability: model.Unique, ExplicitTimestamp: true},
+			{Endpoint: "/%{room}/env/tags", Type: model.StringArray, Reliability: model.Unique, ExplicitTimestamp: true},
 		},
 	}
-	deviceProps = &astarte.Interface{
+	deviceProps = &model.Interface{
 		Name: "org.astartegen.e2e.DeviceProps", Major: 1, Minor: 0,
-		Type: astarte.Properties, Ownership: astarte.OwnershipDevice,
-		Mappings: []astarte.Mapping{
-			{Endpoint: "/%{led}/brightness", Type: astarte.Integer, AllowUnset: true},
-			{Endpoint: "/name", Type: astarte.String},
+		Type: model.Properties, Ownership: model.OwnershipDevice,
+		Mappings: []model.Mapping{
+			{Endpoint: "/%{led}/brightness", Type: model.Integer, AllowUnset: true},
+			{Endpoint: "/name", Type: model.String},
 		},
 	}
-	serverProps = &astarte.Interface{
+	serverProps = &model.Interface{
 		Name: "org.astartegen.e2e.ServerProps", Major: 1, Minor: 0,
-		Type: astarte.Properties, Ownership: astarte.OwnershipServer,
-		Mappings: []astarte.Mapping{
-			{Endpoint: "/%{led}/target", Type: astarte.Double, AllowUnset: true},
-			{Endpoint: "/mode", Type: astarte.String},
+		Type: model.Properties, Ownership: model.OwnershipServer,
+		Mappings: []model.Mapping{
+			{Endpoint: "/%{led}/target", Type: model.Double, AllowUnset: true},
+			{Endpoint: "/mode", Type: model.String},
 		},
 	}
-	qosIface = &astarte.Interface{
+	qosIface = &model.Interface{
 		Name: "org.astartegen.e2e.QoS", Major: 1, Minor: 0,
-		Type: astarte.Datastream, Ownership: astarte.OwnershipDevice,
-		Mappings: []astarte.Mapping{
-			{Endpoint: "/unreliable", Type: astarte.Integer},
-			{Endpoint: "/guaranteed", Type: astarte.Integer, Reliability: astarte.Guaranteed},
-			{Endpoint: "/unique", Type: astarte.Integer, Reliability: astarte.Unique},
-			{Endpoint: "/stored", Type: astarte.Integer, Reliability: astarte.Guaranteed, Retention: astarte.Stored},
-			{Endpoint: "/volatile", Type: astarte.Integer, Reliability: astarte.Guaranteed, Retention: astarte.Volatile},
+		Type: model.Datastream, Ownership: model.OwnershipDevice,
+		Mappings: []model.Mapping{
+			{Endpoint: "/unreliable", Type: model.Integer},
+			{Endpoint: "/guaranteed", Type: model.Integer, Reliability: model.Guaranteed},
+			{Endpoint: "/unique", Type: model.Integer, Reliability: model.Unique},
+			{Endpoint: "/stored", Type: model.Integer, Reliability: model.Guaranteed, Retention: model.Stored},
+			{Endpoint: "/volatile", Type: model.Integer, Reliability: model.Guaranteed, Retention: model.Volatile},
 		},
 	}
-	e2eIfaces = []*astarte.Interface{allTypesIface, serverStreamIface, objectIface, deviceProps, serverProps, qosIface}
+	e2eIfaces = []*model.Interface{allTypesIface, serverStreamIface, objectIface, deviceProps, serverProps, qosIface}
 )
 
 // allTypeMappings has one mapping per Astarte type, /%{sensor}/<type>.
-func allTypeMappings(rel astarte.Reliability) []astarte.Mapping {
-	var ms []astarte.Mapping
-	for _, vt := range astarte.ValueTypes() {
-		ms = append(ms, astarte.Mapping{Endpoint: "/%{sensor}/" + vt.String(), Type: vt, Reliability: rel})
+func allTypeMappings(rel model.Reliability) []model.Mapping {
+	var ms []model.Mapping
+	for _, vt := range model.ValueTypes() {
+		ms = append(ms, model.Mapping{Endpoint: "/%{sensor}/" + vt.String(), Type: vt, Reliability: rel})
 	}
 	return ms
 }
@@ -85,11 +86,11 @@ var (
 
 type fixture struct {
 	a  *astartetest.Astarte
-	d  *astarte.Device
+	d  *runtime.Device
 	id string
 }
 
-func testConfig(t *testing.T, a *astartetest.Astarte, id string) astarte.Config {
+func testConfig(t *testing.T, a *astartetest.Astarte, id string) runtime.Config {
 	cfg, err := a.DeviceConfig(id)
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +113,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	a := astartetest.New(t, e2eIfaces...)
 	id := "AJInS0w3VpWpuOqkXhgZdA"
-	d, err := astarte.New(testConfig(t, a, id), e2eIfaces...)
+	d, err := runtime.New(testConfig(t, a, id), e2eIfaces...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func ctxT(t *testing.T) context.Context {
 func TestAllTypesIndividual(t *testing.T) {
 	f := newFixture(t)
 	var want []astartetest.Received
-	for n, vt := range astarte.ValueTypes() {
+	for n, vt := range model.ValueTypes() {
 		if err := f.d.Send(ctxT(t), allTypesIface.Name, "/s1/"+vt.String(), sampleValues[n]); err != nil {
 			t.Fatalf("send %s: %v", vt, err)
 		}
@@ -164,7 +165,7 @@ func TestTypedMessageAndObject(t *testing.T) {
 	// A missing explicit timestamp is caught before anything is sent.
 	m = f.d.Message(objectIface, 0, "kitchen")
 	m.Field(0).Double(1)
-	if err := m.Send(ctxT(t), time.Time{}); !errors.Is(err, astarte.ErrMissingTimestamp) {
+	if err := m.Send(ctxT(t), time.Time{}); !errors.Is(err, runtime.ErrMissingTimestamp) {
 		t.Errorf("send without timestamp: %v, want ErrMissingTimestamp", err)
 	}
 }
@@ -190,15 +191,15 @@ func TestQoSPerReliability(t *testing.T) {
 
 func TestServerDataReachesHandlers(t *testing.T) {
 	f := newFixture(t)
-	got := make(chan *astarte.Incoming, 32)
-	h := func(ctx context.Context, in *astarte.Incoming) error { got <- in; return nil }
+	got := make(chan *runtime.Incoming, 32)
+	h := func(ctx context.Context, in *runtime.Incoming) error { got <- in; return nil }
 	if err := f.d.Handle(serverStreamIface, h); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.d.Handle(serverProps, h); err != nil {
 		t.Fatal(err)
 	}
-	for n, vt := range astarte.ValueTypes() {
+	for n, vt := range model.ValueTypes() {
 		if err := f.a.SendDatastream(f.id, serverStreamIface.Name, "/s9/"+vt.String(), sampleValues[n]); err != nil {
 			t.Fatal(err)
 		}
@@ -231,7 +232,7 @@ func TestServerDataReachesHandlers(t *testing.T) {
 	}
 }
 
-func next(t *testing.T, ch <-chan *astarte.Incoming) *astarte.Incoming {
+func next(t *testing.T, ch <-chan *runtime.Incoming) *runtime.Incoming {
 	t.Helper()
 	select {
 	case in := <-ch:
@@ -260,7 +261,7 @@ func TestDevicePropertiesSetUnsetAndDedup(t *testing.T) {
 	if err := f.d.Unset(ctx, deviceProps, 0, "l1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.d.Unset(ctx, deviceProps, 1); !errors.Is(err, astarte.ErrUnsetNotAllowed) {
+	if err := f.d.Unset(ctx, deviceProps, 1); !errors.Is(err, runtime.ErrUnsetNotAllowed) {
 		t.Errorf("unset without allow_unset: %v", err)
 	}
 	got := f.a.WaitReceived(t, f.id, 3)
@@ -302,7 +303,7 @@ func TestConnectOrderAndNoDataBeforeIntrospection(t *testing.T) {
 func TestReconnectWithAndWithoutSession(t *testing.T) {
 	f := newFixture(t)
 	f.a.DropConnection(f.id)
-	waitFor(t, func() bool { return f.a.Connections(f.id) == 2 && f.d.State() == astarte.Connected })
+	waitFor(t, func() bool { return f.a.Connections(f.id) == 2 && f.d.State() == runtime.Connected })
 	if err := f.d.Send(ctxT(t), qosIface.Name, "/unique", int32(1)); err != nil {
 		t.Fatal(err)
 	}
@@ -339,14 +340,14 @@ func waitFor(t *testing.T, cond func() bool) {
 func TestStoredSurvivesBrokerOutage(t *testing.T) {
 	f := newFixture(t)
 	f.a.StopBroker()
-	waitFor(t, func() bool { return f.d.State() != astarte.Connected })
+	waitFor(t, func() bool { return f.d.State() != runtime.Connected })
 	ctx := ctxT(t)
 	for i := range 50 {
 		if err := f.d.Send(ctx, qosIface.Name, "/stored", int32(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := f.d.Send(ctx, qosIface.Name, "/guaranteed", int32(0)); !errors.Is(err, astarte.ErrNotConnected) {
+	if err := f.d.Send(ctx, qosIface.Name, "/guaranteed", int32(0)); !errors.Is(err, runtime.ErrNotConnected) {
 		t.Errorf("discard while offline: %v, want ErrNotConnected", err)
 	}
 	if err := f.a.StartBroker(); err != nil {

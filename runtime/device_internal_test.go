@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"errors"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"testing"
 	"time"
 
@@ -46,7 +47,7 @@ func TestBackoffGrowsWithJitterAndCap(t *testing.T) {
 }
 
 func TestAppendTopic(t *testing.T) {
-	levels, err := ParseEndpoint("/%{sensor_id}/value")
+	levels, err := model.ParseEndpoint("/%{sensor_id}/value")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +60,7 @@ func TestAppendTopic(t *testing.T) {
 		t.Errorf("depth-1 object topic = %q, %v", got, err)
 	}
 	for _, params := range [][]string{nil, {"a", "b"}, {"a/b"}, {"+"}, {""}} {
-		if _, err := appendTopic(nil, "r/d", "i", levels, params); !errors.Is(err, ErrInvalidParameter) {
+		if _, err := appendTopic(nil, "r/d", "i", levels, params); !errors.Is(err, model.ErrInvalidParameter) {
 			t.Errorf("appendTopic(%q) = %v, want ErrInvalidParameter", params, err)
 		}
 	}

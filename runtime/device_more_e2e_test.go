@@ -3,22 +3,23 @@ package runtime_test
 import (
 	"context"
 	"errors"
+	"github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
-	astarte "github.com/astarte-gen/astarte-gen/runtime"
 	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
 )
 
-var serverObject = &astarte.Interface{
+var serverObject = &model.Interface{
 	Name: "org.astartegen.e2e.ServerObject", Major: 1, Minor: 0,
-	Type: astarte.Datastream, Ownership: astarte.OwnershipServer, Aggregation: astarte.Object,
-	Mappings: []astarte.Mapping{
-		{Endpoint: "/cmd/name", Type: astarte.String, Reliability: astarte.Guaranteed},
-		{Endpoint: "/cmd/args", Type: astarte.LongIntegerArray, Reliability: astarte.Guaranteed},
+	Type: model.Datastream, Ownership: model.OwnershipServer, Aggregation: model.Object,
+	Mappings: []model.Mapping{
+		{Endpoint: "/cmd/name", Type: model.String, Reliability: model.Guaranteed},
+		{Endpoint: "/cmd/args", Type: model.LongIntegerArray, Reliability: model.Guaranteed},
 	},
 }
 
@@ -35,9 +36,9 @@ func (e *errorsSeen) list() []error {
 	return append([]error(nil), e.errs...)
 }
 
-func newDevice(t *testing.T, a *astartetest.Astarte, cfg astarte.Config, ifaces ...*astarte.Interface) *astarte.Device {
+func newDevice(t *testing.T, a *astartetest.Astarte, cfg runtime.Config, ifaces ...*model.Interface) *runtime.Device {
 	t.Helper()
-	d, err := astarte.New(cfg, ifaces...)
+	d, err := runtime.New(cfg, ifaces...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,14 +50,14 @@ func newDevice(t *testing.T, a *astartetest.Astarte, cfg astarte.Config, ifaces 
 }
 
 func TestServerObjectAndInvalidServerData(t *testing.T) {
-	ifaces := []*astarte.Interface{serverObject, serverProps}
+	ifaces := []*model.Interface{serverObject, serverProps}
 	a := astartetest.New(t, ifaces...)
 	seen := &errorsSeen{}
 	cfg := testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA")
 	cfg.OnError = seen.add
 	d := newDevice(t, a, cfg, ifaces...)
-	got := make(chan *astarte.Incoming, 8)
-	if err := d.Handle(serverObject, func(_ context.Context, in *astarte.Incoming) error { got <- in; return nil }); err != nil {
+	got := make(chan *runtime.Incoming, 8)
+	if err := d.Handle(serverObject, func(_ context.Context, in *runtime.Incoming) error { got <- in; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	// Garbage on every kind of topic: dropped and reported, never a panic
@@ -88,7 +89,7 @@ func TestServerObjectAndInvalidServerData(t *testing.T) {
 		t.Errorf("invalid server data caused %d connections, want 1", n)
 	}
 	for _, err := range seen.list() {
-		if !errors.Is(err, astarte.ErrInvalidPayload) && !errors.Is(err, astarte.ErrMappingNotFound) && !errors.Is(err, astarte.ErrUnknownInterface) {
+		if !errors.Is(err, runtime.ErrInvalidPayload) && !errors.Is(err, runtime.ErrMappingNotFound) && !errors.Is(err, runtime.ErrUnknownInterface) {
 			t.Errorf("reported error does not say what was wrong: %v", err)
 		}
 	}
@@ -97,7 +98,7 @@ func TestServerObjectAndInvalidServerData(t *testing.T) {
 func TestConsumerPropertiesPurge(t *testing.T) {
 	f := newFixture(t)
 	unsets := make(chan string, 8)
-	if err := f.d.Handle(serverProps, func(_ context.Context, in *astarte.Incoming) error {
+	if err := f.d.Handle(serverProps, func(_ context.Context, in *runtime.Incoming) error {
 		if in.Unset {
 			unsets <- in.Path
 		}
@@ -112,7 +113,7 @@ func TestConsumerPropertiesPurge(t *testing.T) {
 	}
 	waitFor(t, func() bool { _, ok, _ := f.d.Property(serverProps, 0, "b"); return ok })
 	// Astarte lists only /a/target as set: the device must drop /b/target.
-	purge := astarte.EncodePurge([]string{serverProps.Name + "/a/target"})
+	purge := runtime.EncodePurge([]string{serverProps.Name + "/a/target"})
 	if err := f.a.SendRaw(f.id, "control/consumer/properties", purge, 2); err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +136,7 @@ func TestConsumerPropertiesPurge(t *testing.T) {
 func TestRestartReusesCredentialsAndResendsStored(t *testing.T) {
 	a := astartetest.New(t, e2eIfaces...)
 	cfg := testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA")
-	d, err := astarte.New(cfg, e2eIfaces...)
+	d, err := runtime.New(cfg, e2eIfaces...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,13 +180,13 @@ func TestSendErrors(t *testing.T) {
 		err  error
 		want error
 	}{
-		{"unknown interface", f.d.Send(ctx, "org.nope.X", "/a", 1), astarte.ErrUnknownInterface},
-		{"server-owned", f.d.Send(ctx, serverStreamIface.Name, "/s/double", 1.0), astarte.ErrWrongOwnership},
-		{"no mapping", f.d.Send(ctx, allTypesIface.Name, "/s1/nope", 1.0), astarte.ErrMappingNotFound},
-		{"bad parameter", f.d.Send(ctx, allTypesIface.Name, "/s+1/double", 1.0), astarte.ErrInvalidParameter},
-		{"wrong type", f.d.Send(ctx, allTypesIface.Name, "/s1/double", "x"), astarte.ErrTypeMismatch},
-		{"too large", f.d.Send(ctx, allTypesIface.Name, "/s1/string", string(make([]byte, 65530))), astarte.ErrPacketTooLarge},
-		{"unexpected timestamp", f.d.Send(ctx, allTypesIface.Name, "/s1/double", 1.0, astarte.WithTimestamp(time.Now())), astarte.ErrUnexpectedTimestamp},
+		{"unknown interface", f.d.Send(ctx, "org.nope.X", "/a", 1), runtime.ErrUnknownInterface},
+		{"server-owned", f.d.Send(ctx, serverStreamIface.Name, "/s/double", 1.0), runtime.ErrWrongOwnership},
+		{"no mapping", f.d.Send(ctx, allTypesIface.Name, "/s1/nope", 1.0), runtime.ErrMappingNotFound},
+		{"bad parameter", f.d.Send(ctx, allTypesIface.Name, "/s+1/double", 1.0), runtime.ErrInvalidParameter},
+		{"wrong type", f.d.Send(ctx, allTypesIface.Name, "/s1/double", "x"), runtime.ErrTypeMismatch},
+		{"too large", f.d.Send(ctx, allTypesIface.Name, "/s1/string", string(make([]byte, 65530))), runtime.ErrPacketTooLarge},
+		{"unexpected timestamp", f.d.Send(ctx, allTypesIface.Name, "/s1/double", 1.0, runtime.WithTimestamp(time.Now())), runtime.ErrUnexpectedTimestamp},
 	}
 	for _, c := range cases {
 		if !errors.Is(c.err, c.want) {

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"time"
 )
 
@@ -15,14 +16,14 @@ type sendOptions struct{ timestamp time.Time }
 func WithTimestamp(t time.Time) SendOption { return func(o *sendOptions) { o.timestamp = t } }
 
 // resolve finds a device interface by name and matches path against it.
-func (d *Device) resolve(interfaceName, path string) (*ifaceInfo, Match, error) {
+func (d *Device) resolve(interfaceName, path string) (*ifaceInfo, model.Match, error) {
 	info, ok := d.byName[interfaceName]
 	if !ok {
-		return nil, Match{}, fmt.Errorf("%w: %s", ErrUnknownInterface, interfaceName)
+		return nil, model.Match{}, fmt.Errorf("%w: %s", ErrUnknownInterface, interfaceName)
 	}
 	m, err := info.Match(path)
 	if err != nil {
-		return nil, Match{}, err
+		return nil, model.Match{}, err
 	}
 	return info, m, nil
 }
@@ -61,8 +62,8 @@ func (d *Device) PropertyAt(interfaceName, path string) (any, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	if info.Type != Properties {
-		return nil, false, fmt.Errorf("%w: %s is a datastream", ErrMappingNotFound, info.Name)
+	if info.Type != model.Properties {
+		return nil, false, fmt.Errorf("%w: %s is a datastream", model.ErrMappingNotFound, info.Name)
 	}
 	v, ok, err := d.readProperty(info, match, path)
 	if !ok || err != nil {

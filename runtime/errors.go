@@ -1,6 +1,10 @@
 package runtime
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/astarte-gen/astarte-gen/runtime/model"
+)
 
 // Sentinel errors of sending and receiving. Returned errors wrap them with
 // the details (interface, path, value); test with errors.Is.
@@ -43,6 +47,18 @@ var (
 	ErrQueueFull = errors.New("retention queue full")
 	// ErrClosed: the device was closed.
 	ErrClosed = errors.New("device closed")
+)
+
+// Path errors, the same values as package model's, so that errors.Is
+// matches either name.
+var (
+	// ErrInvalidPath: a concrete path is not well-formed.
+	ErrInvalidPath = model.ErrInvalidPath
+	// ErrInvalidParameter: a path parameter value is empty or holds a
+	// character MQTT or Astarte reserve.
+	ErrInvalidParameter = model.ErrInvalidParameter
+	// ErrMappingNotFound: a path matches no mapping of the interface.
+	ErrMappingNotFound = model.ErrMappingNotFound
 )
 
 // Sentinels an *Error reported through Config.OnError matches with

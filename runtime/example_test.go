@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"context"
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"log"
 
 	"github.com/astarte-gen/astarte-gen/runtime"
@@ -12,9 +13,9 @@ import (
 // New, Connect and the dynamic Send, for programs that load interfaces at
 // run time (generated packages offer typed senders instead).
 func ExampleNew() {
-	sensors := &runtime.Interface{
-		Name: "org.example.Sensors", Major: 1, Type: runtime.Datastream, Ownership: runtime.OwnershipDevice,
-		Mappings: []runtime.Mapping{{Endpoint: "/%{sensor_id}/temperature", Type: runtime.Double, Reliability: runtime.Guaranteed}},
+	sensors := &model.Interface{
+		Name: "org.example.Sensors", Major: 1, Type: model.Datastream, Ownership: model.OwnershipDevice,
+		Mappings: []model.Mapping{{Endpoint: "/%{sensor_id}/temperature", Type: model.Double, Reliability: model.Guaranteed}},
 	}
 	a, err := astartetest.Start(sensors) // a fake Astarte; use your instance's settings instead
 	if err != nil {

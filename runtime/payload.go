@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"math"
 	"strconv"
 	"time"
@@ -27,7 +28,7 @@ const (
 // call the value methods without checking each. Reuse a Payload with Reset;
 // encoding into a reused Payload does not allocate.
 type Payload struct {
-	iface   *Interface
+	iface   *model.Interface
 	mapping int
 	buf     []byte
 	err     error
@@ -40,10 +41,10 @@ type Payload struct {
 
 // Reset prepares p for a new message on mapping index mapping of iface. For
 // object aggregations mapping is ignored; select fields with Field.
-func (p *Payload) Reset(iface *Interface, mapping int) {
+func (p *Payload) Reset(iface *model.Interface, mapping int) {
 	p.iface, p.mapping, p.err, p.field, p.written = iface, mapping, nil, -1, 0
 	p.doc, p.buf = bsoncore.AppendDocumentStart(p.buf[:0])
-	if iface.Aggregation == Object {
+	if iface.Aggregation == model.Object {
 		p.mapping = 0
 		p.obj, p.buf = bsoncore.AppendDocumentElementStart(p.buf, "v")
 		p.seen = p.seen[:0]
@@ -58,10 +59,10 @@ func (p *Payload) Reset(iface *Interface, mapping int) {
 func (p *Payload) Field(mapping int) *Payload {
 	switch {
 	case p.err != nil:
-	case p.iface.Aggregation != Object:
+	case p.iface.Aggregation != model.Object:
 		p.fail(fmt.Errorf("%w: Field on individual interface %s", ErrTypeMismatch, p.iface.Name))
 	case mapping < 0 || mapping >= len(p.iface.Mappings):
-		p.fail(fmt.Errorf("%w: %s has no mapping %d", ErrMappingNotFound, p.iface.Name, mapping))
+		p.fail(fmt.Errorf("%w: %s has no mapping %d", model.ErrMappingNotFound, p.iface.Name, mapping))
 	case p.seen[mapping]:
 		p.fail(fmt.Errorf("%w: field %s written twice", ErrInvalidValue, p.iface.Mappings[mapping].LastLevel()))
 	default:
@@ -82,12 +83,12 @@ func (p *Payload) fail(err error) {
 // key checks that a value of type t may be written now and returns its
 // BSON key: "v" for an individual mapping, the last endpoint level for an
 // object field.
-func (p *Payload) key(t ValueType) (string, bool) {
+func (p *Payload) key(t model.ValueType) (string, bool) {
 	if p.err != nil {
 		return "", false
 	}
 	idx := p.mapping
-	if p.iface.Aggregation == Object {
+	if p.iface.Aggregation == model.Object {
 		if p.field < 0 {
 			p.fail(fmt.Errorf("%w: object value without Field", ErrTypeMismatch))
 			return "", false
@@ -103,7 +104,7 @@ func (p *Payload) key(t ValueType) (string, bool) {
 		return "", false
 	}
 	p.written++
-	if p.iface.Aggregation == Object {
+	if p.iface.Aggregation == model.Object {
 		p.seen[idx] = true
 		p.field = -1
 		return m.LastLevel(), true
@@ -124,7 +125,7 @@ func (p *Payload) Finish(ts time.Time) ([]byte, error) {
 	if p.err != nil {
 		return nil, p.err
 	}
-	if p.iface.Aggregation == Object {
+	if p.iface.Aggregation == model.Object {
 		if err := p.checkObject(); err != nil {
 			return nil, err
 		}
@@ -208,7 +209,7 @@ func checkBlob(v []byte) error {
 
 // Double writes a double value.
 func (p *Payload) Double(v float64) *Payload {
-	if k, ok := p.key(Double); ok && p.ok(checkDouble(v)) {
+	if k, ok := p.key(model.Double); ok && p.ok(checkDouble(v)) {
 		p.buf = bsoncore.AppendDoubleElement(p.buf, k, v)
 	}
 	return p
@@ -216,7 +217,7 @@ func (p *Payload) Double(v float64) *Payload {
 
 // Integer writes an integer value.
 func (p *Payload) Integer(v int32) *Payload {
-	if k, ok := p.key(Integer); ok && p.ok(checkInteger(v)) {
+	if k, ok := p.key(model.Integer); ok && p.ok(checkInteger(v)) {
 		p.buf = bsoncore.AppendInt32Element(p.buf, k, v)
 	}
 	return p
@@ -224,7 +225,7 @@ func (p *Payload) Integer(v int32) *Payload {
 
 // Boolean writes a boolean value.
 func (p *Payload) Boolean(v bool) *Payload {
-	if k, ok := p.key(Boolean); ok {
+	if k, ok := p.key(model.Boolean); ok {
 		p.buf = bsoncore.AppendBooleanElement(p.buf, k, v)
 	}
 	return p
@@ -232,7 +233,7 @@ func (p *Payload) Boolean(v bool) *Payload {
 
 // LongInteger writes a longinteger value.
 func (p *Payload) LongInteger(v int64) *Payload {
-	if k, ok := p.key(LongInteger); ok && p.ok(checkLong(v)) {
+	if k, ok := p.key(model.LongInteger); ok && p.ok(checkLong(v)) {
 		p.buf = bsoncore.AppendInt64Element(p.buf, k, v)
 	}
 	return p
@@ -240,7 +241,7 @@ func (p *Payload) LongInteger(v int64) *Payload {
 
 // String writes a string value.
 func (p *Payload) String(v string) *Payload {
-	if k, ok := p.key(String); ok && p.ok(checkString(v)) {
+	if k, ok := p.key(model.String); ok && p.ok(checkString(v)) {
 		p.buf = bsoncore.AppendStringElement(p.buf, k, v)
 	}
 	return p
@@ -249,8 +250,8 @@ func (p *Payload) String(v string) *Payload {
 // BinaryBlob writes a binaryblob value. An empty blob is refused as an
 // individual value: Astarte reads an empty binary "v" as an unset.
 func (p *Payload) BinaryBlob(v []byte) *Payload {
-	individual := p.iface != nil && p.iface.Aggregation == Individual
-	if k, ok := p.key(BinaryBlob); ok && p.ok(checkBlob(v)) {
+	individual := p.iface != nil && p.iface.Aggregation == model.Individual
+	if k, ok := p.key(model.BinaryBlob); ok && p.ok(checkBlob(v)) {
 		if individual && len(v) == 0 {
 			p.invalid("empty binaryblob would read as an unset")
 			return p
@@ -262,7 +263,7 @@ func (p *Payload) BinaryBlob(v []byte) *Payload {
 
 // DateTime writes a datetime value (millisecond precision).
 func (p *Payload) DateTime(v time.Time) *Payload {
-	if k, ok := p.key(DateTime); ok {
+	if k, ok := p.key(model.DateTime); ok {
 		p.buf = bsoncore.AppendDateTimeElement(p.buf, k, v.UnixMilli())
 	}
 	return p
@@ -271,7 +272,7 @@ func (p *Payload) DateTime(v time.Time) *Payload {
 // array writes an array value of Astarte type t: the length limit, then
 // each element checked (check may be nil) and appended as BSON type elem,
 // under the keys "0", "1", … written without allocating.
-func array[T any](p *Payload, t ValueType, v []T, elem bsoncore.Type, check func(T) error, appendValue func([]byte, T) []byte) *Payload {
+func array[T any](p *Payload, t model.ValueType, v []T, elem bsoncore.Type, check func(T) error, appendValue func([]byte, T) []byte) *Payload {
 	k, ok := p.key(t)
 	if !ok {
 		return p
@@ -298,35 +299,35 @@ func appendTime(dst []byte, t time.Time) []byte { return bsoncore.AppendDateTime
 
 // DoubleArray writes a doublearray value.
 func (p *Payload) DoubleArray(v []float64) *Payload {
-	return array(p, DoubleArray, v, bsoncore.TypeDouble, checkDouble, bsoncore.AppendDouble)
+	return array(p, model.DoubleArray, v, bsoncore.TypeDouble, checkDouble, bsoncore.AppendDouble)
 }
 
 // IntegerArray writes an integerarray value.
 func (p *Payload) IntegerArray(v []int32) *Payload {
-	return array(p, IntegerArray, v, bsoncore.TypeInt32, checkInteger, bsoncore.AppendInt32)
+	return array(p, model.IntegerArray, v, bsoncore.TypeInt32, checkInteger, bsoncore.AppendInt32)
 }
 
 // BooleanArray writes a booleanarray value.
 func (p *Payload) BooleanArray(v []bool) *Payload {
-	return array(p, BooleanArray, v, bsoncore.TypeBoolean, nil, bsoncore.AppendBoolean)
+	return array(p, model.BooleanArray, v, bsoncore.TypeBoolean, nil, bsoncore.AppendBoolean)
 }
 
 // LongIntegerArray writes a longintegerarray value.
 func (p *Payload) LongIntegerArray(v []int64) *Payload {
-	return array(p, LongIntegerArray, v, bsoncore.TypeInt64, checkLong, bsoncore.AppendInt64)
+	return array(p, model.LongIntegerArray, v, bsoncore.TypeInt64, checkLong, bsoncore.AppendInt64)
 }
 
 // StringArray writes a stringarray value.
 func (p *Payload) StringArray(v []string) *Payload {
-	return array(p, StringArray, v, bsoncore.TypeString, checkString, bsoncore.AppendString)
+	return array(p, model.StringArray, v, bsoncore.TypeString, checkString, bsoncore.AppendString)
 }
 
 // BinaryBlobArray writes a binaryblobarray value.
 func (p *Payload) BinaryBlobArray(v [][]byte) *Payload {
-	return array(p, BinaryBlobArray, v, bsoncore.TypeBinary, checkBlob, appendBlob)
+	return array(p, model.BinaryBlobArray, v, bsoncore.TypeBinary, checkBlob, appendBlob)
 }
 
 // DateTimeArray writes a datetimearray value.
 func (p *Payload) DateTimeArray(v []time.Time) *Payload {
-	return array(p, DateTimeArray, v, bsoncore.TypeDateTime, nil, appendTime)
+	return array(p, model.DateTimeArray, v, bsoncore.TypeDateTime, nil, appendTime)
 }

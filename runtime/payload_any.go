@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"math"
 	"slices"
 	"time"
@@ -17,7 +18,7 @@ func (p *Payload) Any(v any) *Payload {
 	if p.err != nil {
 		return p
 	}
-	if p.iface.Aggregation == Object {
+	if p.iface.Aggregation == model.Object {
 		return p.anyObject(v)
 	}
 	return p.anyValue(p.iface.Mappings[p.mapping].Type, v)
@@ -41,7 +42,7 @@ func (p *Payload) anyObject(v any) *Payload {
 	if used != len(fields) && p.err == nil {
 		for k := range fields {
 			if !p.hasField(k) {
-				p.fail(fmt.Errorf("%w: %s has no object field %q", ErrMappingNotFound, p.iface.Name, k))
+				p.fail(fmt.Errorf("%w: %s has no object field %q", model.ErrMappingNotFound, p.iface.Name, k))
 				break
 			}
 		}
@@ -50,40 +51,40 @@ func (p *Payload) anyObject(v any) *Payload {
 }
 
 func (p *Payload) hasField(key string) bool {
-	return slices.ContainsFunc(p.iface.Mappings, func(m Mapping) bool { return m.LastLevel() == key })
+	return slices.ContainsFunc(p.iface.Mappings, func(m model.Mapping) bool { return m.LastLevel() == key })
 }
 
 // anyValue writes v, converted to Astarte type t.
-func (p *Payload) anyValue(t ValueType, v any) *Payload {
+func (p *Payload) anyValue(t model.ValueType, v any) *Payload {
 	if t.IsArray() {
 		return p.anyArray(t, v)
 	}
 	switch t {
-	case Double:
+	case model.Double:
 		if f, ok := toFloat(v); ok {
 			return p.Double(f)
 		}
-	case Integer:
+	case model.Integer:
 		if n, ok := toInt(v); ok && n >= math.MinInt32 && n <= math.MaxInt32 {
 			return p.Integer(int32(n))
 		}
-	case LongInteger:
+	case model.LongInteger:
 		if n, ok := toInt(v); ok {
 			return p.LongInteger(n)
 		}
-	case Boolean:
+	case model.Boolean:
 		if b, ok := v.(bool); ok {
 			return p.Boolean(b)
 		}
-	case String:
+	case model.String:
 		if s, ok := v.(string); ok {
 			return p.String(s)
 		}
-	case BinaryBlob:
+	case model.BinaryBlob:
 		if b, ok := v.([]byte); ok {
 			return p.BinaryBlob(b)
 		}
-	case DateTime:
+	case model.DateTime:
 		if d, ok := v.(time.Time); ok {
 			return p.DateTime(d)
 		}
@@ -92,7 +93,7 @@ func (p *Payload) anyValue(t ValueType, v any) *Payload {
 	return p
 }
 
-func (p *Payload) anyArray(t ValueType, v any) *Payload {
+func (p *Payload) anyArray(t model.ValueType, v any) *Payload {
 	switch x := v.(type) {
 	case []float64:
 		return p.DoubleArray(x)
@@ -115,17 +116,17 @@ func (p *Payload) anyArray(t ValueType, v any) *Payload {
 		return p
 	}
 	switch t {
-	case DoubleArray:
+	case model.DoubleArray:
 		return p.DoubleArray(convertAll(p, elems, toFloat))
-	case IntegerArray:
+	case model.IntegerArray:
 		return p.IntegerArray(convertAll(p, elems, toInt32))
-	case LongIntegerArray:
+	case model.LongIntegerArray:
 		return p.LongIntegerArray(convertAll(p, elems, toInt))
-	case BooleanArray:
+	case model.BooleanArray:
 		return p.BooleanArray(convertAll(p, elems, assert[bool]))
-	case StringArray:
+	case model.StringArray:
 		return p.StringArray(convertAll(p, elems, assert[string]))
-	case BinaryBlobArray:
+	case model.BinaryBlobArray:
 		return p.BinaryBlobArray(convertAll(p, elems, assert[[]byte]))
 	default:
 		return p.DateTimeArray(convertAll(p, elems, assert[time.Time]))

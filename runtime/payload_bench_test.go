@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"testing"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 //	go test -run '^$' -bench Encode -benchmem ./runtime/
 
 func BenchmarkEncodeTyped(b *testing.B) {
-	iface := one(Double, true)
+	iface := one(model.Double, true)
 	ts := time.UnixMilli(1537449422890)
 	var p Payload
 	b.ReportAllocs()

@@ -7,6 +7,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -16,18 +18,17 @@ import (
 	"testing"
 	"time"
 
-	astarte "github.com/astarte-gen/astarte-gen/runtime"
 	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
 )
 
-var retentionIface = &astarte.Interface{
+var retentionIface = &model.Interface{
 	Name: "org.astartegen.e2e.Retention", Major: 1, Minor: 0,
-	Type: astarte.Datastream, Ownership: astarte.OwnershipDevice,
-	Mappings: []astarte.Mapping{
-		{Endpoint: "/stored", Type: astarte.LongInteger, Reliability: astarte.Guaranteed, Retention: astarte.Stored},
-		{Endpoint: "/volatile", Type: astarte.LongInteger, Reliability: astarte.Guaranteed, Retention: astarte.Volatile},
-		{Endpoint: "/discard", Type: astarte.LongInteger, Reliability: astarte.Guaranteed},
-		{Endpoint: "/expiring", Type: astarte.LongInteger, Reliability: astarte.Guaranteed, Retention: astarte.Stored, Expiry: time.Second},
+	Type: model.Datastream, Ownership: model.OwnershipDevice,
+	Mappings: []model.Mapping{
+		{Endpoint: "/stored", Type: model.LongInteger, Reliability: model.Guaranteed, Retention: model.Stored},
+		{Endpoint: "/volatile", Type: model.LongInteger, Reliability: model.Guaranteed, Retention: model.Volatile},
+		{Endpoint: "/discard", Type: model.LongInteger, Reliability: model.Guaranteed},
+		{Endpoint: "/expiring", Type: model.LongInteger, Reliability: model.Guaranteed, Retention: model.Stored, Expiry: time.Second},
 	},
 }
 
@@ -49,14 +50,14 @@ func TestBrokerOutageRetention(t *testing.T) {
 	d := newDevice(t, a, cfg, retentionIface)
 	ctx := ctxT(t)
 	a.StopBroker()
-	waitFor(t, func() bool { return d.State() != astarte.Connected })
+	waitFor(t, func() bool { return d.State() != runtime.Connected })
 	for i := range int64(15) {
 		for _, p := range []string{"/stored", "/volatile"} {
 			if err := d.Send(ctx, retentionIface.Name, p, i); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := d.Send(ctx, retentionIface.Name, "/discard", i); !errors.Is(err, astarte.ErrNotConnected) {
+		if err := d.Send(ctx, retentionIface.Name, "/discard", i); !errors.Is(err, runtime.ErrNotConnected) {
 			t.Fatalf("discard while offline: %v, want ErrNotConnected", err)
 		}
 	}
@@ -92,7 +93,7 @@ func TestExpiredStoredDataIsDropped(t *testing.T) {
 	d := newDevice(t, a, cfg, retentionIface)
 	ctx := ctxT(t)
 	a.StopBroker()
-	waitFor(t, func() bool { return d.State() != astarte.Connected })
+	waitFor(t, func() bool { return d.State() != runtime.Connected })
 	for _, p := range []string{"/expiring", "/stored"} {
 		if err := d.Send(ctx, retentionIface.Name, p, int64(1)); err != nil {
 			t.Fatal(err)
@@ -117,13 +118,13 @@ func TestStoredCapacityRefusesNewData(t *testing.T) {
 	cfg.StoredCapacity = 3
 	d := newDevice(t, a, cfg, retentionIface)
 	a.StopBroker()
-	waitFor(t, func() bool { return d.State() != astarte.Connected })
+	waitFor(t, func() bool { return d.State() != runtime.Connected })
 	for i := range int64(3) {
 		if err := d.Send(ctxT(t), retentionIface.Name, "/stored", i); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := d.Send(ctxT(t), retentionIface.Name, "/stored", int64(3)); !errors.Is(err, astarte.ErrQueueFull) {
+	if err := d.Send(ctxT(t), retentionIface.Name, "/stored", int64(3)); !errors.Is(err, runtime.ErrQueueFull) {
 		t.Errorf("fourth message with capacity 3: %v, want ErrQueueFull", err)
 	}
 }
@@ -133,7 +134,7 @@ func TestPropertiesOfflineSessionLossAndMajorChange(t *testing.T) {
 	cfg := testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA")
 	d := newDevice(t, a, cfg, deviceProps)
 	ctx := ctxT(t)
-	set := func(d *astarte.Device, led string, v int32) {
+	set := func(d *runtime.Device, led string, v int32) {
 		t.Helper()
 		m := d.Message(deviceProps, 0, led)
 		m.Integer(v)
@@ -145,7 +146,7 @@ func TestPropertiesOfflineSessionLossAndMajorChange(t *testing.T) {
 	a.WaitReceived(t, cfg.DeviceID, 1)
 	// Changed while offline: sent after the reconnection.
 	a.StopBroker()
-	waitFor(t, func() bool { return d.State() != astarte.Connected })
+	waitFor(t, func() bool { return d.State() != runtime.Connected })
 	set(d, "b", 2)
 	if err := a.StartBroker(); err != nil {
 		t.Fatal(err)
@@ -170,7 +171,7 @@ func TestPropertiesOfflineSessionLossAndMajorChange(t *testing.T) {
 	// The interface's major changes: the old values are dropped.
 	v2 := *deviceProps
 	v2.Major = 2
-	d2, err := astarte.New(cfg, &v2)
+	d2, err := runtime.New(cfg, &v2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +242,7 @@ func TestCrashLosesNoStoredData(t *testing.T) {
 // runCrashChild runs the child from message next; with kill it is killed
 // after a random delay. It returns the number after the last message the
 // child reported as durably queued, and whether the kill interrupted it.
-func runCrashChild(t *testing.T, cfg astarte.Config, caFile string, next, total int, kill bool) (int, bool) {
+func runCrashChild(t *testing.T, cfg runtime.Config, caFile string, next, total int, kill bool) (int, bool) {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashLosesNoStoredData$", "-test.v")
 	cmd.Env = append(os.Environ(), crashChildEnv+"=1",
 		"CRASH_SECRET="+cfg.CredentialsSecret, "CRASH_PAIRING="+cfg.PairingURL, "CRASH_CA="+caFile,
@@ -279,13 +280,13 @@ func crashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &astarte.Config{
+	a := &runtime.Config{
 		Realm: "test", DeviceID: "AJInS0w3VpWpuOqkXhgZdA", CredentialsSecret: os.Getenv("CRASH_SECRET"),
 		PairingURL: os.Getenv("CRASH_PAIRING"), StoreDir: os.Getenv("CRASH_STORE"),
 		ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond,
 	}
 	a.RootCAs = poolFromPEM(t, pemCA)
-	d, err := astarte.New(*a, retentionIface)
+	d, err := runtime.New(*a, retentionIface)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 
 	"github.com/astarte-gen/astarte-gen/runtime/store"
 )
@@ -85,7 +86,7 @@ func (d *Device) propertyAcked(sent store.Property) {
 
 // Unset unsets a device-owned property whose mapping has allow_unset.
 // Unsetting a property that is not set does nothing.
-func (d *Device) Unset(ctx context.Context, iface *Interface, mapping int, params ...string) error {
+func (d *Device) Unset(ctx context.Context, iface *model.Interface, mapping int, params ...string) error {
 	info, err := d.lookup(iface)
 	if err != nil {
 		return err
@@ -101,10 +102,10 @@ func (d *Device) unset(ctx context.Context, info *ifaceInfo, mapping int, topic 
 	if d.isClosed() {
 		return ErrClosed
 	}
-	if info.Ownership != OwnershipDevice {
+	if info.Ownership != model.OwnershipDevice {
 		return fmt.Errorf("%w: %s is server-owned", ErrWrongOwnership, info.Name)
 	}
-	if info.Type != Properties || !info.Mappings[mapping].AllowUnset {
+	if info.Type != model.Properties || !info.Mappings[mapping].AllowUnset {
 		return fmt.Errorf("%w: %s%s", ErrUnsetNotAllowed, info.Name, info.Mappings[mapping].Endpoint)
 	}
 	key := store.PropertyKey{Interface: info.Name, Major: info.Major, Path: d.pathOf(topic, info.Name)}
@@ -120,7 +121,7 @@ func (d *Device) unset(ctx context.Context, info *ifaceInfo, mapping int, topic 
 // propertyTopic builds the topic of an individual property mapping.
 func (d *Device) propertyTopic(info *ifaceInfo, mapping int, params []string) (string, error) {
 	if mapping < 0 || mapping >= len(info.Mappings) {
-		return "", fmt.Errorf("%w: %s has no mapping %d", ErrMappingNotFound, info.Name, mapping)
+		return "", fmt.Errorf("%w: %s has no mapping %d", model.ErrMappingNotFound, info.Name, mapping)
 	}
 	topic, err := appendTopic(nil, d.base, info.Name, info.levels[mapping], params)
 	if err != nil {
@@ -131,22 +132,22 @@ func (d *Device) propertyTopic(info *ifaceInfo, mapping int, params []string) (s
 
 // Property returns the stored value of a property (device-owned: the last
 // set value; server-owned: the last value received), and whether it is set.
-func (d *Device) Property(iface *Interface, mapping int, params ...string) (Value, bool, error) {
+func (d *Device) Property(iface *model.Interface, mapping int, params ...string) (Value, bool, error) {
 	info, err := d.lookup(iface)
 	if err != nil {
 		return Value{}, false, err
 	}
-	if info.Type != Properties {
-		return Value{}, false, fmt.Errorf("%w: %s is a datastream", ErrMappingNotFound, info.Name)
+	if info.Type != model.Properties {
+		return Value{}, false, fmt.Errorf("%w: %s is a datastream", model.ErrMappingNotFound, info.Name)
 	}
 	topic, err := d.propertyTopic(info, mapping, params)
 	if err != nil {
 		return Value{}, false, err
 	}
-	return d.readProperty(info, Match{Index: mapping, Params: params}, d.pathOf(topic, info.Name))
+	return d.readProperty(info, model.Match{Index: mapping, Params: params}, d.pathOf(topic, info.Name))
 }
 
-func (d *Device) readProperty(info *ifaceInfo, m Match, path string) (Value, bool, error) {
+func (d *Device) readProperty(info *ifaceInfo, m model.Match, path string) (Value, bool, error) {
 	if d.isClosed() {
 		return Value{}, false, ErrClosed
 	}

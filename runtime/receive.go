@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"strings"
 
 	"github.com/astarte-gen/astarte-gen/runtime/store"
@@ -13,7 +14,7 @@ import (
 // Incoming is one message received from the server, validated against its
 // interface.
 type Incoming struct {
-	Interface *Interface
+	Interface *model.Interface
 	// Path is the concrete path; Mapping and Params come from matching it.
 	Path    string
 	Mapping int
@@ -85,7 +86,7 @@ func (d *Device) dispatchLoop() {
 func (d *Device) dispatch(in incoming) error {
 	rest, ok := strings.CutPrefix(in.topic, d.base+"/")
 	if !ok {
-		return fmt.Errorf("%w: topic %q outside %s", ErrInvalidPath, in.topic, d.base)
+		return fmt.Errorf("%w: topic %q outside %s", model.ErrInvalidPath, in.topic, d.base)
 	}
 	if rest == "control/consumer/properties" {
 		return d.purgeServerProperties(in.payload)
@@ -96,7 +97,7 @@ func (d *Device) dispatch(in incoming) error {
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnknownInterface, name)
 	}
-	if info.Ownership != OwnershipServer {
+	if info.Ownership != model.OwnershipServer {
 		return fmt.Errorf("%w: server sent data on device-owned %s", ErrWrongOwnership, name)
 	}
 	match, err := info.Match(path)
@@ -107,7 +108,7 @@ func (d *Device) dispatch(in incoming) error {
 	if err != nil {
 		return fmt.Errorf("%s%s: %w", name, path, err)
 	}
-	if info.Type == Properties {
+	if info.Type == model.Properties {
 		if err := d.cacheServerProperty(info, path, in.payload, dec.Unset); err != nil {
 			return err
 		}
@@ -196,7 +197,7 @@ func (d *Device) purgeServerProperties(payload []byte) error {
 	}
 	ctx := context.Background()
 	for _, info := range d.sorted {
-		if info.Type != Properties || info.Ownership != OwnershipServer {
+		if info.Type != model.Properties || info.Ownership != model.OwnershipServer {
 			continue
 		}
 		props, err := d.store.Properties(ctx, info.Name)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"time"
 
 	"github.com/astarte-gen/astarte-gen/runtime/store"
@@ -25,7 +26,7 @@ type Message struct {
 // interface, with the path parameters in endpoint order. For an object
 // aggregation, pass any mapping index (generated code passes 0) and select
 // fields with Field. Send returns the Message to a pool: do not use it after.
-func (d *Device) Message(iface *Interface, mapping int, params ...string) *Message {
+func (d *Device) Message(iface *model.Interface, mapping int, params ...string) *Message {
 	m := d.messages.Get().(*Message)
 	m.err, m.topic = nil, ""
 	info, err := d.lookup(iface)
@@ -35,19 +36,19 @@ func (d *Device) Message(iface *Interface, mapping int, params ...string) *Messa
 	}
 	m.info = info
 	if mapping < 0 || mapping >= len(info.Mappings) {
-		m.err = fmt.Errorf("%w: %s has no mapping %d", ErrMappingNotFound, info.Name, mapping)
+		m.err = fmt.Errorf("%w: %s has no mapping %d", model.ErrMappingNotFound, info.Name, mapping)
 		mapping = 0 // keep the Payload usable; Send reports m.err
 	}
 	m.Reset(info.Interface, mapping)
 	if m.err != nil {
 		return m
 	}
-	if info.Ownership != OwnershipDevice {
+	if info.Ownership != model.OwnershipDevice {
 		m.err = fmt.Errorf("%w: %s is server-owned", ErrWrongOwnership, info.Name)
 		return m
 	}
 	key := mapping
-	if info.Aggregation == Object {
+	if info.Aggregation == model.Object {
 		key = 0
 	}
 	if len(params) == 0 && info.topics[key] != "" {
@@ -60,7 +61,7 @@ func (d *Device) Message(iface *Interface, mapping int, params ...string) *Messa
 }
 
 // appendTopic appends "<base>/<iface><path>" with params substituted.
-func appendTopic(dst []byte, base, iface string, levels []Level, params []string) ([]byte, error) {
+func appendTopic(dst []byte, base, iface string, levels []model.Level, params []string) ([]byte, error) {
 	dst = append(append(append(dst, base...), '/'), iface...)
 	n := 0
 	for _, l := range levels {
@@ -70,16 +71,16 @@ func appendTopic(dst []byte, base, iface string, levels []Level, params []string
 			continue
 		}
 		if n >= len(params) {
-			return dst, fmt.Errorf("%w: too few parameters (%d)", ErrInvalidParameter, len(params))
+			return dst, fmt.Errorf("%w: too few parameters (%d)", model.ErrInvalidParameter, len(params))
 		}
-		if err := CheckParameter(params[n]); err != nil {
+		if err := model.CheckParameter(params[n]); err != nil {
 			return dst, fmt.Errorf("%%{%s}: %w", l.Name, err)
 		}
 		dst = append(dst, params[n]...)
 		n++
 	}
 	if n != len(params) {
-		return dst, fmt.Errorf("%w: %d parameters given, endpoint takes %d", ErrInvalidParameter, len(params), n)
+		return dst, fmt.Errorf("%w: %d parameters given, endpoint takes %d", model.ErrInvalidParameter, len(params), n)
 	}
 	if len(levels) == 0 {
 		dst = append(dst, '/')
@@ -114,7 +115,7 @@ func (m *Message) Send(ctx context.Context, ts time.Time) error {
 		return fmt.Errorf("%w: %s%s would be %d bytes", ErrPacketTooLarge, m.info.Name, m.path(), size)
 	}
 	mapping := &m.info.Mappings[m.mapping]
-	if m.info.Aggregation == Object {
+	if m.info.Aggregation == model.Object {
 		mapping = &m.info.Mappings[0]
 	}
 	out := outgoing{info: m.info, mapping: mapping, topic: m.topic, payload: payload}
@@ -133,7 +134,7 @@ func (d *Device) pathOf(topic, iface string) string {
 // only valid during send (it belongs to the pooled Message).
 type outgoing struct {
 	info    *ifaceInfo
-	mapping *Mapping
+	mapping *model.Mapping
 	topic   string
 	payload []byte
 }
@@ -142,13 +143,13 @@ func (d *Device) send(ctx context.Context, o outgoing) error {
 	if d.isClosed() {
 		return ErrClosed
 	}
-	if o.info.Type == Properties {
+	if o.info.Type == model.Properties {
 		return d.setProperty(ctx, o)
 	}
 	switch o.mapping.Retention {
-	case Stored:
+	case model.Stored:
 		return d.sendStored(ctx, o)
-	case Volatile:
+	case model.Volatile:
 		return d.sendVolatile(ctx, o)
 	default:
 		return d.sendDiscard(ctx, o)
@@ -181,7 +182,7 @@ func (d *Device) sendDiscard(ctx context.Context, o outgoing) error {
 }
 
 // deadline turns the mapping's expiry into an absolute time (zero: never).
-func deadline(m *Mapping) time.Time {
+func deadline(m *model.Mapping) time.Time {
 	if m.Expiry <= 0 {
 		return time.Time{}
 	}

@@ -3,12 +3,13 @@ package runtime_test
 import (
 	"context"
 	"crypto/tls"
+	"github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"testing"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	astarte "github.com/astarte-gen/astarte-gen/runtime"
 	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
 )
 
@@ -19,12 +20,12 @@ import (
 //
 //	go test -run '^$' -bench Throughput -benchtime 3x ./runtime/
 
-var benchIface = &astarte.Interface{
+var benchIface = &model.Interface{
 	Name: "org.astartegen.bench.Values", Major: 1, Minor: 0,
-	Type: astarte.Datastream, Ownership: astarte.OwnershipDevice,
-	Mappings: []astarte.Mapping{
-		{Endpoint: "/qos0", Type: astarte.Double, ExplicitTimestamp: true},
-		{Endpoint: "/qos1", Type: astarte.Double, ExplicitTimestamp: true, Reliability: astarte.Guaranteed},
+	Type: model.Datastream, Ownership: model.OwnershipDevice,
+	Mappings: []model.Mapping{
+		{Endpoint: "/qos0", Type: model.Double, ExplicitTimestamp: true},
+		{Endpoint: "/qos1", Type: model.Double, ExplicitTimestamp: true, Reliability: model.Guaranteed},
 	},
 }
 
@@ -45,7 +46,7 @@ func benchThroughput(b *testing.B, qos byte) {
 		b.Fatal(err)
 	}
 	cfg.MaxInFlight = benchWindow
-	d, err := astarte.New(cfg, benchIface)
+	d, err := runtime.New(cfg, benchIface)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func benchThroughput(b *testing.B, qos byte) {
 		b.Fatal(err)
 	}
 	ts := time.UnixMilli(1537449422890)
-	var p astarte.Payload
+	var p runtime.Payload
 	p.Reset(benchIface, int(qos))
 	payload, err := p.Double(16.73).Finish(ts)
 	if err != nil {
@@ -107,7 +108,7 @@ func rawClient(b *testing.B, a *astartetest.Astarte, id string) mqtt.Client {
 		b.Fatal(tok.Error())
 	}
 	b.Cleanup(func() { c.Disconnect(0) })
-	if tok := c.Publish("test/"+id, 2, false, astarte.Introspection([]*astarte.Interface{benchIface})); tok.Wait() && tok.Error() != nil {
+	if tok := c.Publish("test/"+id, 2, false, model.Introspection([]*model.Interface{benchIface})); tok.Wait() && tok.Error() != nil {
 		b.Fatal(tok.Error())
 	}
 	return c

@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"math"
 	"slices"
 	"time"
@@ -14,14 +15,14 @@ import (
 // checked against its mapping's type. Read it with the accessor of its type;
 // the wrong accessor returns ErrTypeMismatch.
 type Value struct {
-	typ ValueType
+	typ model.ValueType
 	raw bsoncore.Value
 }
 
 // Type returns the Astarte type of v.
-func (v Value) Type() ValueType { return v.typ }
+func (v Value) Type() model.ValueType { return v.typ }
 
-func (v Value) want(t ValueType) error {
+func (v Value) want(t model.ValueType) error {
 	if v.typ != t {
 		return fmt.Errorf("%w: reading a %s value as %s", ErrTypeMismatch, v.typ, t)
 	}
@@ -30,7 +31,7 @@ func (v Value) want(t ValueType) error {
 
 // Double returns a double value.
 func (v Value) Double() (float64, error) {
-	if err := v.want(Double); err != nil {
+	if err := v.want(model.Double); err != nil {
 		return 0, err
 	}
 	return number(v.raw), nil
@@ -38,7 +39,7 @@ func (v Value) Double() (float64, error) {
 
 // Integer returns an integer value.
 func (v Value) Integer() (int32, error) {
-	if err := v.want(Integer); err != nil {
+	if err := v.want(model.Integer); err != nil {
 		return 0, err
 	}
 	return int32(integer(v.raw)), nil
@@ -46,7 +47,7 @@ func (v Value) Integer() (int32, error) {
 
 // Boolean returns a boolean value.
 func (v Value) Boolean() (bool, error) {
-	if err := v.want(Boolean); err != nil {
+	if err := v.want(model.Boolean); err != nil {
 		return false, err
 	}
 	return v.raw.Boolean(), nil
@@ -54,7 +55,7 @@ func (v Value) Boolean() (bool, error) {
 
 // LongInteger returns a longinteger value (int32 on the wire is accepted).
 func (v Value) LongInteger() (int64, error) {
-	if err := v.want(LongInteger); err != nil {
+	if err := v.want(model.LongInteger); err != nil {
 		return 0, err
 	}
 	return integer(v.raw), nil
@@ -62,7 +63,7 @@ func (v Value) LongInteger() (int64, error) {
 
 // String returns a string value.
 func (v Value) String() (string, error) {
-	if err := v.want(String); err != nil {
+	if err := v.want(model.String); err != nil {
 		return "", err
 	}
 	return v.raw.StringValue(), nil
@@ -70,7 +71,7 @@ func (v Value) String() (string, error) {
 
 // BinaryBlob returns a binaryblob value.
 func (v Value) BinaryBlob() ([]byte, error) {
-	if err := v.want(BinaryBlob); err != nil {
+	if err := v.want(model.BinaryBlob); err != nil {
 		return nil, err
 	}
 	_, b := v.raw.Binary()
@@ -79,45 +80,47 @@ func (v Value) BinaryBlob() ([]byte, error) {
 
 // DateTime returns a datetime value in UTC.
 func (v Value) DateTime() (time.Time, error) {
-	if err := v.want(DateTime); err != nil {
+	if err := v.want(model.DateTime); err != nil {
 		return time.Time{}, err
 	}
 	return time.UnixMilli(v.raw.DateTime()).UTC(), nil
 }
 
 // DoubleArray returns a doublearray value.
-func (v Value) DoubleArray() ([]float64, error) { return readArray(v, DoubleArray, number) }
+func (v Value) DoubleArray() ([]float64, error) { return readArray(v, model.DoubleArray, number) }
 
 // IntegerArray returns an integerarray value.
 func (v Value) IntegerArray() ([]int32, error) {
-	return readArray(v, IntegerArray, func(e bsoncore.Value) int32 { return int32(integer(e)) })
+	return readArray(v, model.IntegerArray, func(e bsoncore.Value) int32 { return int32(integer(e)) })
 }
 
 // BooleanArray returns a booleanarray value.
 func (v Value) BooleanArray() ([]bool, error) {
-	return readArray(v, BooleanArray, bsoncore.Value.Boolean)
+	return readArray(v, model.BooleanArray, bsoncore.Value.Boolean)
 }
 
 // LongIntegerArray returns a longintegerarray value.
-func (v Value) LongIntegerArray() ([]int64, error) { return readArray(v, LongIntegerArray, integer) }
+func (v Value) LongIntegerArray() ([]int64, error) {
+	return readArray(v, model.LongIntegerArray, integer)
+}
 
 // StringArray returns a stringarray value.
 func (v Value) StringArray() ([]string, error) {
-	return readArray(v, StringArray, bsoncore.Value.StringValue)
+	return readArray(v, model.StringArray, bsoncore.Value.StringValue)
 }
 
 // BinaryBlobArray returns a binaryblobarray value.
 func (v Value) BinaryBlobArray() ([][]byte, error) {
-	return readArray(v, BinaryBlobArray, func(e bsoncore.Value) []byte { _, b := e.Binary(); return b })
+	return readArray(v, model.BinaryBlobArray, func(e bsoncore.Value) []byte { _, b := e.Binary(); return b })
 }
 
 // DateTimeArray returns a datetimearray value.
 func (v Value) DateTimeArray() ([]time.Time, error) {
-	return readArray(v, DateTimeArray, func(e bsoncore.Value) time.Time { return time.UnixMilli(e.DateTime()).UTC() })
+	return readArray(v, model.DateTimeArray, func(e bsoncore.Value) time.Time { return time.UnixMilli(e.DateTime()).UTC() })
 }
 
 // readArray converts the elements of an array already validated by check.
-func readArray[T any](v Value, t ValueType, conv func(bsoncore.Value) T) ([]T, error) {
+func readArray[T any](v Value, t model.ValueType, conv func(bsoncore.Value) T) ([]T, error) {
 	if err := v.want(t); err != nil {
 		return nil, err
 	}
@@ -152,33 +155,33 @@ func integer(v bsoncore.Value) int64 {
 func (v Value) Any() any {
 	var x any
 	switch v.typ {
-	case Double:
+	case model.Double:
 		x, _ = v.Double()
-	case Integer:
+	case model.Integer:
 		x, _ = v.Integer()
-	case Boolean:
+	case model.Boolean:
 		x, _ = v.Boolean()
-	case LongInteger:
+	case model.LongInteger:
 		x, _ = v.LongInteger()
-	case String:
+	case model.String:
 		x, _ = v.String()
-	case BinaryBlob:
+	case model.BinaryBlob:
 		x, _ = v.BinaryBlob()
-	case DateTime:
+	case model.DateTime:
 		x, _ = v.DateTime()
-	case DoubleArray:
+	case model.DoubleArray:
 		x, _ = v.DoubleArray()
-	case IntegerArray:
+	case model.IntegerArray:
 		x, _ = v.IntegerArray()
-	case BooleanArray:
+	case model.BooleanArray:
 		x, _ = v.BooleanArray()
-	case LongIntegerArray:
+	case model.LongIntegerArray:
 		x, _ = v.LongIntegerArray()
-	case StringArray:
+	case model.StringArray:
 		x, _ = v.StringArray()
-	case BinaryBlobArray:
+	case model.BinaryBlobArray:
 		x, _ = v.BinaryBlobArray()
-	case DateTimeArray:
+	case model.DateTimeArray:
 		x, _ = v.DateTimeArray()
 	}
 	return x
@@ -211,7 +214,7 @@ type Decoded struct {
 // empty payload = unset (properties only), limits of §4.7. It never panics
 // on any input; errors wrap ErrInvalidPayload, ErrUnsetNotAllowed or
 // ErrInvalidValue. Decoded values reference payload (copy it to keep them).
-func DecodePayload(iface *Interface, m Match, payload []byte) (Decoded, error) {
+func DecodePayload(iface *model.Interface, m model.Match, payload []byte) (Decoded, error) {
 	return decodePayload(iface, m, payload, false)
 }
 
@@ -224,11 +227,11 @@ func DecodePayload(iface *Interface, m Match, payload []byte) (Decoded, error) {
 // object itself (legacy form, §3.5.3), and refusing a NaN whose bits are
 // not the canonical quiet NaN as undecodable (Astarte's BSON decoder knows
 // only that one). The fake Astarte of package astartetest uses it.
-func DecodeDevicePayload(iface *Interface, m Match, payload []byte) (Decoded, error) {
+func DecodeDevicePayload(iface *model.Interface, m model.Match, payload []byte) (Decoded, error) {
 	return decodePayload(iface, m, payload, true)
 }
 
-func decodePayload(iface *Interface, m Match, payload []byte, fromDevice bool) (Decoded, error) {
+func decodePayload(iface *model.Interface, m model.Match, payload []byte, fromDevice bool) (Decoded, error) {
 	if m.Index < 0 || m.Index >= len(iface.Mappings) {
 		return Decoded{}, fmt.Errorf("%w: %s has no mapping %d", ErrInvalidPayload, iface.Name, m.Index)
 	}
@@ -249,14 +252,14 @@ func decodePayload(iface *Interface, m Match, payload []byte, fromDevice bool) (
 	hasM := err == nil && meta.Type == bsoncore.TypeEmbeddedDocument
 	v, err := doc.LookupErr("v")
 	switch {
-	case err != nil && fromDevice && iface.Aggregation == Object:
+	case err != nil && fromDevice && iface.Aggregation == model.Object:
 		v = bsoncore.Value{Type: bsoncore.TypeEmbeddedDocument, Data: payload} // legacy bare object
 	case err != nil:
 		return Decoded{}, fmt.Errorf("%w: no \"v\" element", ErrInvalidPayload)
 	case fromDevice && isDeprecatedUnset(v, hasT || hasM):
 		return decodeUnset(iface, m)
 	}
-	if iface.Aggregation == Object {
+	if iface.Aggregation == model.Object {
 		dec.Fields, err = decodeObject(iface, v, fromDevice)
 		return dec, err
 	}
@@ -269,8 +272,8 @@ func decodePayload(iface *Interface, m Match, payload []byte, fromDevice bool) (
 }
 
 // decodeUnset accepts an unset where the mapping allows it.
-func decodeUnset(iface *Interface, m Match) (Decoded, error) {
-	if iface.Type != Properties {
+func decodeUnset(iface *model.Interface, m model.Match) (Decoded, error) {
+	if iface.Type != model.Properties {
 		return Decoded{}, fmt.Errorf("%w: unset (empty payload) on a datastream", ErrUnsetNotAllowed)
 	}
 	if !iface.Mappings[m.Index].AllowUnset {
@@ -291,7 +294,7 @@ func isDeprecatedUnset(v bsoncore.Value, withTOrM bool) bool {
 	return ok && len(data) == 0 && !withTOrM
 }
 
-func decodeObject(iface *Interface, v bsoncore.Value, fromDevice bool) ([]Field, error) {
+func decodeObject(iface *model.Interface, v bsoncore.Value, fromDevice bool) ([]Field, error) {
 	obj, ok := v.DocumentOK()
 	if !ok {
 		return nil, fmt.Errorf("%w: object value is a %s, not a document", ErrInvalidPayload, v.Type)
@@ -302,7 +305,7 @@ func decodeObject(iface *Interface, v bsoncore.Value, fromDevice bool) ([]Field,
 	}
 	fields := make([]Field, 0, len(elems))
 	for _, e := range elems {
-		idx := slices.IndexFunc(iface.Mappings, func(m Mapping) bool { return m.LastLevel() == e.Key() })
+		idx := slices.IndexFunc(iface.Mappings, func(m model.Mapping) bool { return m.LastLevel() == e.Key() })
 		if idx < 0 {
 			return nil, fmt.Errorf("%w: unexpected object key %q", ErrInvalidPayload, e.Key())
 		}
@@ -328,7 +331,7 @@ var errWrongBSONType = errors.New("wrong BSON type")
 const canonicalNaN = 0x7ff8000000000000
 
 // check validates a BSON value against an Astarte type and its limits.
-func check(t ValueType, v bsoncore.Value, fromDevice bool) error {
+func check(t model.ValueType, v bsoncore.Value, fromDevice bool) error {
 	if !t.IsArray() {
 		return checkScalar(t, v, fromDevice)
 	}
@@ -351,12 +354,12 @@ func check(t ValueType, v bsoncore.Value, fromDevice bool) error {
 	return nil
 }
 
-func checkScalar(t ValueType, v bsoncore.Value, fromDevice bool) error {
+func checkScalar(t model.ValueType, v bsoncore.Value, fromDevice bool) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidValue}, args...)...)
 	}
 	switch {
-	case t == Double && (v.Type == bsoncore.TypeDouble || fromDevice && isInteger(v)):
+	case t == model.Double && (v.Type == bsoncore.TypeDouble || fromDevice && isInteger(v)):
 		f := number(v)
 		if fromDevice && math.IsNaN(f) && math.Float64bits(f) != canonicalNaN {
 			return fmt.Errorf("%w: not a BSON document Astarte decodes: NaN bits %#x", ErrInvalidPayload, math.Float64bits(f))
@@ -364,24 +367,24 @@ func checkScalar(t ValueType, v bsoncore.Value, fromDevice bool) error {
 		if math.IsNaN(f) || math.IsInf(f, 0) {
 			return bad("double is not finite")
 		}
-	case t == Integer && (v.Type == bsoncore.TypeInt32 || fromDevice && v.Type == bsoncore.TypeInt64):
+	case t == model.Integer && (v.Type == bsoncore.TypeInt32 || fromDevice && v.Type == bsoncore.TypeInt64):
 		if n := integer(v); n <= math.MinInt32 || n > math.MaxInt32 {
 			return bad("integer %d out of range", n)
 		}
-	case t == LongInteger && isInteger(v):
+	case t == model.LongInteger && isInteger(v):
 		if integer(v) == math.MinInt64 {
 			return bad("longinteger out of range")
 		}
-	case t == Boolean && v.Type == bsoncore.TypeBoolean:
-	case t == String && v.Type == bsoncore.TypeString:
+	case t == model.Boolean && v.Type == bsoncore.TypeBoolean:
+	case t == model.String && v.Type == bsoncore.TypeString:
 		if err := checkString(v.StringValue()); err != nil {
 			return err
 		}
-	case t == BinaryBlob && v.Type == bsoncore.TypeBinary:
+	case t == model.BinaryBlob && v.Type == bsoncore.TypeBinary:
 		if _, b := v.Binary(); len(b) > maxBytes {
 			return bad("binaryblob of %d bytes exceeds %d", len(b), maxBytes)
 		}
-	case t == DateTime && v.Type == bsoncore.TypeDateTime:
+	case t == model.DateTime && v.Type == bsoncore.TypeDateTime:
 	default:
 		return fmt.Errorf("%w: %w: %s is a %s", ErrInvalidPayload, errWrongBSONType, t, v.Type)
 	}

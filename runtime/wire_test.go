@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"math"
 	"strings"
 	"testing"
@@ -22,9 +23,9 @@ func unhex(t testing.TB, s string) []byte {
 }
 
 // one returns an individual interface with a single mapping of type vt.
-func one(vt ValueType, explicit bool) *Interface {
-	return &Interface{Name: "org.x.T", Major: 1, Type: Datastream, Ownership: OwnershipDevice,
-		Mappings: []Mapping{{Endpoint: "/v", Type: vt, ExplicitTimestamp: explicit}}}
+func one(vt model.ValueType, explicit bool) *model.Interface {
+	return &model.Interface{Name: "org.x.T", Major: 1, Type: model.Datastream, Ownership: model.OwnershipDevice,
+		Mappings: []model.Mapping{{Endpoint: "/v", Type: vt, ExplicitTimestamp: explicit}}}
 }
 
 // TestWireVectors checks the bytes of every example of spec §3.5.2-3.5.3
@@ -33,24 +34,24 @@ func TestWireVectors(t *testing.T) {
 	ms := func(n int64) time.Time { return time.UnixMilli(n) }
 	tests := []struct {
 		name  string
-		iface *Interface
+		iface *model.Interface
 		write func(*Payload)
 		ts    time.Time
 		hex   string
 	}{
-		{"integer", one(Integer, false), func(p *Payload) { p.Integer(10) }, time.Time{}, "0c 00 00 00 10 76 00 0a 00 00 00 00"},
-		{"longinteger", one(LongInteger, false), func(p *Payload) { p.LongInteger(10) }, time.Time{}, "10 00 00 00 12 76 00 0a 00 00 00 00 00 00 00 00"},
-		{"boolean", one(Boolean, false), func(p *Payload) { p.Boolean(true) }, time.Time{}, "09 00 00 00 08 76 00 01 00"},
-		{"double", one(Double, false), func(p *Payload) { p.Double(25.5) }, time.Time{}, "10 00 00 00 01 76 00 00 00 00 00 00 80 39 40 00"},
-		{"string", one(String, false), func(p *Payload) { p.String("hello") }, time.Time{}, "12 00 00 00 02 76 00 06 00 00 00 68 65 6c 6c 6f 00 00"},
-		{"binaryblob", one(BinaryBlob, false), func(p *Payload) { p.BinaryBlob([]byte{1, 2, 3}) }, time.Time{}, "10 00 00 00 05 76 00 03 00 00 00 00 01 02 03 00"},
-		{"datetime", one(DateTime, false), func(p *Payload) { p.DateTime(ms(1627580808000)) }, time.Time{}, "10 00 00 00 09 76 00 40 3b 60 f3 7a 01 00 00 00"},
-		{"integerarray", one(IntegerArray, false), func(p *Payload) { p.IntegerArray([]int32{1, 2}) }, time.Time{}, "1b 00 00 00 04 76 00 13 00 00 00 10 30 00 01 00 00 00 10 31 00 02 00 00 00 00 00"},
-		{"empty array", one(IntegerArray, false), func(p *Payload) { p.IntegerArray(nil) }, time.Time{}, "0d 00 00 00 04 76 00 05 00 00 00 00 00"},
-		{"double with t", one(Double, true), func(p *Payload) { p.Double(16.73) }, ms(1537449422890), "1b 00 00 00 01 76 00 7b 14 ae 47 e1 ba 30 40 09 74 00 2a 70 20 f7 65 01 00 00 00"},
-		{"object", &Interface{Name: "o.O", Type: Datastream, Aggregation: Object, Mappings: []Mapping{
-			{Endpoint: "/%{s}/hum", Type: Double, ExplicitTimestamp: true},
-			{Endpoint: "/%{s}/temp", Type: Double, ExplicitTimestamp: true},
+		{"integer", one(model.Integer, false), func(p *Payload) { p.Integer(10) }, time.Time{}, "0c 00 00 00 10 76 00 0a 00 00 00 00"},
+		{"longinteger", one(model.LongInteger, false), func(p *Payload) { p.LongInteger(10) }, time.Time{}, "10 00 00 00 12 76 00 0a 00 00 00 00 00 00 00 00"},
+		{"boolean", one(model.Boolean, false), func(p *Payload) { p.Boolean(true) }, time.Time{}, "09 00 00 00 08 76 00 01 00"},
+		{"double", one(model.Double, false), func(p *Payload) { p.Double(25.5) }, time.Time{}, "10 00 00 00 01 76 00 00 00 00 00 00 80 39 40 00"},
+		{"string", one(model.String, false), func(p *Payload) { p.String("hello") }, time.Time{}, "12 00 00 00 02 76 00 06 00 00 00 68 65 6c 6c 6f 00 00"},
+		{"binaryblob", one(model.BinaryBlob, false), func(p *Payload) { p.BinaryBlob([]byte{1, 2, 3}) }, time.Time{}, "10 00 00 00 05 76 00 03 00 00 00 00 01 02 03 00"},
+		{"datetime", one(model.DateTime, false), func(p *Payload) { p.DateTime(ms(1627580808000)) }, time.Time{}, "10 00 00 00 09 76 00 40 3b 60 f3 7a 01 00 00 00"},
+		{"integerarray", one(model.IntegerArray, false), func(p *Payload) { p.IntegerArray([]int32{1, 2}) }, time.Time{}, "1b 00 00 00 04 76 00 13 00 00 00 10 30 00 01 00 00 00 10 31 00 02 00 00 00 00 00"},
+		{"empty array", one(model.IntegerArray, false), func(p *Payload) { p.IntegerArray(nil) }, time.Time{}, "0d 00 00 00 04 76 00 05 00 00 00 00 00"},
+		{"double with t", one(model.Double, true), func(p *Payload) { p.Double(16.73) }, ms(1537449422890), "1b 00 00 00 01 76 00 7b 14 ae 47 e1 ba 30 40 09 74 00 2a 70 20 f7 65 01 00 00 00"},
+		{"object", &model.Interface{Name: "o.O", Type: model.Datastream, Aggregation: model.Object, Mappings: []model.Mapping{
+			{Endpoint: "/%{s}/hum", Type: model.Double, ExplicitTimestamp: true},
+			{Endpoint: "/%{s}/temp", Type: model.Double, ExplicitTimestamp: true},
 		}}, func(p *Payload) { p.Field(0).Double(67.112); p.Field(1).Double(25.3123) }, ms(1537452514811),
 			"33 00 00 00 03 76 00 20 00 00 00 01 68 75 6d 00 ba 49 0c 02 2b c7 50 40 01 74 65 6d 70 00 72 8a 8e e4 f2 4f 39 40 00 09 74 00 fb 9d 4f f7 65 01 00 00 00"},
 	}
@@ -68,7 +69,7 @@ func TestWireVectors(t *testing.T) {
 		}
 	}
 	// §6 #1: {t: 1537346756844, v: 25.367812}, with t first, decodes.
-	dec, err := DecodePayload(one(Double, true), Match{}, unhex(t, "1b 00 00 00 09 74 00 ec e0 01 f1 65 01 00 00 01 76 00 8c 13 5f ed 28 5e 39 40 00"))
+	dec, err := DecodePayload(one(model.Double, true), model.Match{}, unhex(t, "1b 00 00 00 09 74 00 ec e0 01 f1 65 01 00 00 01 76 00 8c 13 5f ed 28 5e 39 40 00"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +131,7 @@ var samples = []any{
 
 func TestRoundTripAllTypes(t *testing.T) {
 	var p Payload
-	for n, vt := range ValueTypes() {
+	for n, vt := range model.ValueTypes() {
 		for _, explicit := range []bool{false, true} {
 			iface := one(vt, explicit)
 			var ts time.Time
@@ -143,7 +144,7 @@ func TestRoundTripAllTypes(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", vt, err)
 			}
-			dec, err := DecodePayload(iface, Match{}, b)
+			dec, err := DecodePayload(iface, model.Match{}, b)
 			if err != nil {
 				t.Fatalf("%s: decode: %v", vt, err)
 			}
@@ -158,10 +159,10 @@ func TestRoundTripAllTypes(t *testing.T) {
 }
 
 func TestRoundTripObject(t *testing.T) {
-	iface := &Interface{Name: "o.All", Type: Datastream, Aggregation: Object}
+	iface := &model.Interface{Name: "o.All", Type: model.Datastream, Aggregation: model.Object}
 	fields := map[string]any{}
-	for n, vt := range ValueTypes() {
-		iface.Mappings = append(iface.Mappings, Mapping{Endpoint: "/%{id}/" + vt.String(), Type: vt})
+	for n, vt := range model.ValueTypes() {
+		iface.Mappings = append(iface.Mappings, model.Mapping{Endpoint: "/%{id}/" + vt.String(), Type: vt})
 		fields[vt.String()] = samples[n]
 	}
 	var p Payload
@@ -171,7 +172,7 @@ func TestRoundTripObject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dec, err := DecodePayload(iface, Match{Params: []string{"a"}}, b)
+	dec, err := DecodePayload(iface, model.Match{Params: []string{"a"}}, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,38 +186,38 @@ func TestRoundTripObject(t *testing.T) {
 }
 
 func TestEncodeValidation(t *testing.T) {
-	obj := &Interface{Name: "o.O", Type: Datastream, Aggregation: Object, Mappings: []Mapping{
-		{Endpoint: "/s/a", Type: Double}, {Endpoint: "/s/b", Type: Integer, Required: true}}}
+	obj := &model.Interface{Name: "o.O", Type: model.Datastream, Aggregation: model.Object, Mappings: []model.Mapping{
+		{Endpoint: "/s/a", Type: model.Double}, {Endpoint: "/s/b", Type: model.Integer, Required: true}}}
 	tests := []struct {
 		name  string
-		iface *Interface
+		iface *model.Interface
 		write func(*Payload)
 		ts    time.Time
 		want  error
 	}{
-		{"NaN", one(Double, false), func(p *Payload) { p.Double(math.NaN()) }, time.Time{}, ErrInvalidValue},
-		{"+Inf", one(Double, false), func(p *Payload) { p.Double(math.Inf(1)) }, time.Time{}, ErrInvalidValue},
-		{"Inf in array", one(DoubleArray, false), func(p *Payload) { p.DoubleArray([]float64{1, math.Inf(-1)}) }, time.Time{}, ErrInvalidValue},
-		{"min int32", one(Integer, false), func(p *Payload) { p.Integer(math.MinInt32) }, time.Time{}, ErrInvalidValue},
-		{"min int64", one(LongInteger, false), func(p *Payload) { p.LongInteger(math.MinInt64) }, time.Time{}, ErrInvalidValue},
-		{"bad UTF-8", one(String, false), func(p *Payload) { p.String("\xff") }, time.Time{}, ErrInvalidValue},
-		{"long string", one(String, false), func(p *Payload) { p.String(strings.Repeat("x", 65537)) }, time.Time{}, ErrInvalidValue},
-		{"long blob", one(BinaryBlob, false), func(p *Payload) { p.BinaryBlob(make([]byte, 65537)) }, time.Time{}, ErrInvalidValue},
-		{"empty blob", one(BinaryBlob, false), func(p *Payload) { p.BinaryBlob(nil) }, time.Time{}, ErrInvalidValue},
-		{"long array", one(BooleanArray, false), func(p *Payload) { p.BooleanArray(make([]bool, 1025)) }, time.Time{}, ErrInvalidValue},
-		{"wrong type", one(Double, false), func(p *Payload) { p.Integer(1) }, time.Time{}, ErrTypeMismatch},
-		{"Any wrong type", one(Integer, false), func(p *Payload) { p.Any("1") }, time.Time{}, ErrTypeMismatch},
-		{"Any out of range", one(Integer, false), func(p *Payload) { p.Any(int64(1) << 40) }, time.Time{}, ErrTypeMismatch},
-		{"no value", one(Double, false), func(p *Payload) {}, time.Time{}, ErrInvalidValue},
-		{"two values", one(Double, false), func(p *Payload) { p.Double(1).Double(2) }, time.Time{}, ErrInvalidValue},
-		{"missing timestamp", one(Double, true), func(p *Payload) { p.Double(1) }, time.Time{}, ErrMissingTimestamp},
-		{"unexpected timestamp", one(Double, false), func(p *Payload) { p.Double(1) }, time.Now(), ErrUnexpectedTimestamp},
+		{"NaN", one(model.Double, false), func(p *Payload) { p.Double(math.NaN()) }, time.Time{}, ErrInvalidValue},
+		{"+Inf", one(model.Double, false), func(p *Payload) { p.Double(math.Inf(1)) }, time.Time{}, ErrInvalidValue},
+		{"Inf in array", one(model.DoubleArray, false), func(p *Payload) { p.DoubleArray([]float64{1, math.Inf(-1)}) }, time.Time{}, ErrInvalidValue},
+		{"min int32", one(model.Integer, false), func(p *Payload) { p.Integer(math.MinInt32) }, time.Time{}, ErrInvalidValue},
+		{"min int64", one(model.LongInteger, false), func(p *Payload) { p.LongInteger(math.MinInt64) }, time.Time{}, ErrInvalidValue},
+		{"bad UTF-8", one(model.String, false), func(p *Payload) { p.String("\xff") }, time.Time{}, ErrInvalidValue},
+		{"long string", one(model.String, false), func(p *Payload) { p.String(strings.Repeat("x", 65537)) }, time.Time{}, ErrInvalidValue},
+		{"long blob", one(model.BinaryBlob, false), func(p *Payload) { p.BinaryBlob(make([]byte, 65537)) }, time.Time{}, ErrInvalidValue},
+		{"empty blob", one(model.BinaryBlob, false), func(p *Payload) { p.BinaryBlob(nil) }, time.Time{}, ErrInvalidValue},
+		{"long array", one(model.BooleanArray, false), func(p *Payload) { p.BooleanArray(make([]bool, 1025)) }, time.Time{}, ErrInvalidValue},
+		{"wrong type", one(model.Double, false), func(p *Payload) { p.Integer(1) }, time.Time{}, ErrTypeMismatch},
+		{"Any wrong type", one(model.Integer, false), func(p *Payload) { p.Any("1") }, time.Time{}, ErrTypeMismatch},
+		{"Any out of range", one(model.Integer, false), func(p *Payload) { p.Any(int64(1) << 40) }, time.Time{}, ErrTypeMismatch},
+		{"no value", one(model.Double, false), func(p *Payload) {}, time.Time{}, ErrInvalidValue},
+		{"two values", one(model.Double, false), func(p *Payload) { p.Double(1).Double(2) }, time.Time{}, ErrInvalidValue},
+		{"missing timestamp", one(model.Double, true), func(p *Payload) { p.Double(1) }, time.Time{}, ErrMissingTimestamp},
+		{"unexpected timestamp", one(model.Double, false), func(p *Payload) { p.Double(1) }, time.Now(), ErrUnexpectedTimestamp},
 		{"empty object", obj, func(p *Payload) {}, time.Time{}, ErrIncompleteObject},
 		{"required field missing", obj, func(p *Payload) { p.Field(0).Double(1) }, time.Time{}, ErrIncompleteObject},
 		{"field twice", obj, func(p *Payload) { p.Field(1).Integer(1).Field(1).Integer(2) }, time.Time{}, ErrInvalidValue},
 		{"object value without Field", obj, func(p *Payload) { p.Double(1) }, time.Time{}, ErrTypeMismatch},
-		{"Field on individual", one(Double, false), func(p *Payload) { p.Field(0) }, time.Time{}, ErrTypeMismatch},
-		{"unknown object key", obj, func(p *Payload) { p.Any(map[string]any{"b": 1, "zz": 2}) }, time.Time{}, ErrMappingNotFound},
+		{"Field on individual", one(model.Double, false), func(p *Payload) { p.Field(0) }, time.Time{}, ErrTypeMismatch},
+		{"unknown object key", obj, func(p *Payload) { p.Any(map[string]any{"b": 1, "zz": 2}) }, time.Time{}, model.ErrMappingNotFound},
 	}
 	var p Payload
 	for _, tt := range tests {
@@ -227,18 +228,18 @@ func TestEncodeValidation(t *testing.T) {
 		}
 	}
 	// Boundary values that are valid.
-	p.Reset(one(String, false), 0)
+	p.Reset(one(model.String, false), 0)
 	if _, err := p.String(strings.Repeat("x", 65536)).Finish(time.Time{}); err != nil {
 		t.Errorf("65,536-byte string: %v", err)
 	}
-	p.Reset(one(Double, false), 0)
+	p.Reset(one(model.Double, false), 0)
 	if _, err := p.Double(math.SmallestNonzeroFloat64).Finish(time.Time{}); err != nil {
 		t.Errorf("subnormal double: %v", err)
 	}
 }
 
 func TestDecodeValidation(t *testing.T) {
-	enc := func(iface *Interface, write func(*Payload)) []byte {
+	enc := func(iface *model.Interface, write func(*Payload)) []byte {
 		var p Payload
 		p.Reset(iface, 0)
 		write(&p)
@@ -248,52 +249,52 @@ func TestDecodeValidation(t *testing.T) {
 		}
 		return bytes.Clone(b)
 	}
-	props := &Interface{Name: "p.P", Type: Properties, Ownership: OwnershipServer, Mappings: []Mapping{
-		{Endpoint: "/a", Type: LongInteger, AllowUnset: true}, {Endpoint: "/b", Type: Integer}}}
-	int32Long := enc(one(Integer, false), func(p *Payload) { p.Integer(7) })
-	if dec, err := DecodePayload(props, Match{}, int32Long); err != nil {
+	props := &model.Interface{Name: "p.P", Type: model.Properties, Ownership: model.OwnershipServer, Mappings: []model.Mapping{
+		{Endpoint: "/a", Type: model.LongInteger, AllowUnset: true}, {Endpoint: "/b", Type: model.Integer}}}
+	int32Long := enc(one(model.Integer, false), func(p *Payload) { p.Integer(7) })
+	if dec, err := DecodePayload(props, model.Match{}, int32Long); err != nil {
 		t.Errorf("int32 for longinteger: %v", err)
 	} else if v, _ := dec.Value.LongInteger(); v != 7 {
 		t.Errorf("int32 for longinteger read as %d", v)
 	}
-	if dec, err := DecodePayload(props, Match{}, nil); err != nil || !dec.Unset {
+	if dec, err := DecodePayload(props, model.Match{}, nil); err != nil || !dec.Unset {
 		t.Errorf("unset with allow_unset: %+v, %v", dec, err)
 	}
-	if _, err := DecodePayload(props, Match{Index: 1}, nil); !errors.Is(err, ErrUnsetNotAllowed) {
+	if _, err := DecodePayload(props, model.Match{Index: 1}, nil); !errors.Is(err, ErrUnsetNotAllowed) {
 		t.Errorf("unset without allow_unset: %v", err)
 	}
-	if _, err := DecodePayload(one(Double, false), Match{}, nil); !errors.Is(err, ErrUnsetNotAllowed) {
+	if _, err := DecodePayload(one(model.Double, false), model.Match{}, nil); !errors.Is(err, ErrUnsetNotAllowed) {
 		t.Errorf("empty payload on a datastream: %v", err)
 	}
-	int64Int := enc(one(LongInteger, false), func(p *Payload) { p.LongInteger(7) })
-	if _, err := DecodePayload(one(Integer, false), Match{}, int64Int); !errors.Is(err, ErrInvalidPayload) {
+	int64Int := enc(one(model.LongInteger, false), func(p *Payload) { p.LongInteger(7) })
+	if _, err := DecodePayload(one(model.Integer, false), model.Match{}, int64Int); !errors.Is(err, ErrInvalidPayload) {
 		t.Errorf("int64 for integer from the server: %v", err)
 	}
-	if _, err := DecodeDevicePayload(one(Integer, false), Match{}, int64Int); err != nil {
+	if _, err := DecodeDevicePayload(one(model.Integer, false), model.Match{}, int64Int); err != nil {
 		t.Errorf("int64 for integer from a device (Astarte accepts it): %v", err)
 	}
-	if _, err := DecodeDevicePayload(one(Double, false), Match{}, int64Int); err != nil {
+	if _, err := DecodeDevicePayload(one(model.Double, false), model.Match{}, int64Int); err != nil {
 		t.Errorf("integer for double from a device: %v", err)
 	}
-	big := enc(one(LongInteger, false), func(p *Payload) { p.LongInteger(1 << 40) })
-	if _, err := DecodeDevicePayload(one(Integer, false), Match{}, big); !errors.Is(err, ErrInvalidValue) {
+	big := enc(one(model.LongInteger, false), func(p *Payload) { p.LongInteger(1 << 40) })
+	if _, err := DecodeDevicePayload(one(model.Integer, false), model.Match{}, big); !errors.Is(err, ErrInvalidValue) {
 		t.Errorf("out-of-range integer: %v", err)
 	}
 	withExtra := unhex(t, "1a 00 00 00 10 76 00 07 00 00 00 02 78 00 02 00 00 00 79 00 10 79 00 01 00 00 00 00")
-	if _, err := DecodePayload(props, Match{Index: 1}, withExtra); err != nil {
+	if _, err := DecodePayload(props, model.Match{Index: 1}, withExtra); err != nil {
 		t.Errorf("unknown keys must be ignored: %v", err)
 	}
 	for name, b := range map[string][]byte{
 		"truncated":  int32Long[:len(int32Long)-1],
 		"no v":       unhex(t, "0c 00 00 00 10 78 00 0a 00 00 00 00"),
-		"wrong type": enc(one(String, false), func(p *Payload) { p.String("x") }),
+		"wrong type": enc(one(model.String, false), func(p *Payload) { p.String("x") }),
 	} {
-		if _, err := DecodePayload(props, Match{Index: 1}, b); !errors.Is(err, ErrInvalidPayload) {
+		if _, err := DecodePayload(props, model.Match{Index: 1}, b); !errors.Is(err, ErrInvalidPayload) {
 			t.Errorf("%s: %v, want ErrInvalidPayload", name, err)
 		}
 	}
-	obj := &Interface{Name: "o.O", Type: Datastream, Aggregation: Object, Mappings: []Mapping{{Endpoint: "/s/a", Type: Double}}}
-	if _, err := DecodePayload(obj, Match{}, enc(one(Double, false), func(p *Payload) { p.Double(1) })); !errors.Is(err, ErrInvalidPayload) {
+	obj := &model.Interface{Name: "o.O", Type: model.Datastream, Aggregation: model.Object, Mappings: []model.Mapping{{Endpoint: "/s/a", Type: model.Double}}}
+	if _, err := DecodePayload(obj, model.Match{}, enc(one(model.Double, false), func(p *Payload) { p.Double(1) })); !errors.Is(err, ErrInvalidPayload) {
 		t.Errorf("scalar where an object is expected: %v", err)
 	}
 }
@@ -303,12 +304,12 @@ func FuzzDecodePayload(f *testing.F) {
 	f.Add(unhex(f, "0c 00 00 00 10 76 00 0a 00 00 00 00"))
 	f.Add(unhex(f, "33 00 00 00 03 76 00 20 00 00 00 01 68 75 6d 00 ba 49 0c 02 2b c7 50 40 01 74 65 6d 70 00 72 8a 8e e4 f2 4f 39 40 00 09 74 00 fb 9d 4f f7 65 01 00 00 00"))
 	f.Add(unhex(f, "1b 00 00 00 04 76 00 13 00 00 00 10 30 00 01 00 00 00 10 31 00 02 00 00 00 00 00"))
-	obj := &Interface{Name: "o.O", Type: Datastream, Aggregation: Object, Mappings: []Mapping{
-		{Endpoint: "/s/hum", Type: Double}, {Endpoint: "/s/temp", Type: DoubleArray}}}
+	obj := &model.Interface{Name: "o.O", Type: model.Datastream, Aggregation: model.Object, Mappings: []model.Mapping{
+		{Endpoint: "/s/hum", Type: model.Double}, {Endpoint: "/s/temp", Type: model.DoubleArray}}}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, vt := range ValueTypes() {
+		for _, vt := range model.ValueTypes() {
 			iface := one(vt, false)
-			dec, err := DecodePayload(iface, Match{}, b)
+			dec, err := DecodePayload(iface, model.Match{}, b)
 			if err != nil {
 				continue
 			}
@@ -318,18 +319,18 @@ func FuzzDecodePayload(f *testing.F) {
 			p.Any(dec.Value.Any())
 			again, err := p.Finish(time.Time{})
 			if err != nil {
-				if vt == BinaryBlob && errors.Is(err, ErrInvalidValue) {
+				if vt == model.BinaryBlob && errors.Is(err, ErrInvalidValue) {
 					continue // an empty blob decodes but is refused when sending
 				}
 				t.Fatalf("%s: accepted %x but cannot re-encode %v: %v", vt, b, dec.Value.Any(), err)
 			}
-			dec2, err := DecodePayload(iface, Match{}, again)
+			dec2, err := DecodePayload(iface, model.Match{}, again)
 			if err != nil || !cmp.Equal(dec.Value.Any(), dec2.Value.Any()) {
 				t.Fatalf("%s: re-encoding changed the value", vt)
 			}
 		}
-		_, _ = DecodePayload(obj, Match{}, b)
-		_, _ = DecodeDevicePayload(obj, Match{}, b)
+		_, _ = DecodePayload(obj, model.Match{}, b)
+		_, _ = DecodeDevicePayload(obj, model.Match{}, b)
 	})
 }
 
@@ -350,7 +351,7 @@ func FuzzDecodePurge(f *testing.F) {
 }
 
 func TestEncodeDoesNotAllocate(t *testing.T) {
-	iface := one(Double, true)
+	iface := one(model.Double, true)
 	ts := time.UnixMilli(1537449422890)
 	var p Payload
 	allocs := testing.AllocsPerRun(1000, func() {
@@ -363,7 +364,7 @@ func TestEncodeDoesNotAllocate(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("encoding {v, t} allocates %.1f times per message, want 0", allocs)
 	}
-	arrays := one(StringArray, false)
+	arrays := one(model.StringArray, false)
 	values := []string{"a", "b", "c"}
 	allocs = testing.AllocsPerRun(1000, func() {
 		p.Reset(arrays, 0)

@@ -2,17 +2,16 @@ package schema
 
 import (
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"strings"
-
-	"github.com/astarte-gen/astarte-gen/runtime"
 )
 
 // checkEndpoints applies the two server checks of spec §4.4: endpoints are
 // distinct once parameter names are dropped and case is folded, and no two
 // endpoints overlap (a path could match both, or one is a pattern prefix of
 // the other).
-func checkEndpoints(r *report, iface *runtime.Interface) {
-	levels := make([][]runtime.Level, len(iface.Mappings))
+func checkEndpoints(r *report, iface *model.Interface) {
+	levels := make([][]model.Level, len(iface.Mappings))
 	for n := range iface.Mappings {
 		levels[n] = iface.Mappings[n].Levels()
 	}
@@ -36,7 +35,7 @@ func checkEndpoints(r *report, iface *runtime.Interface) {
 }
 
 // normalize drops parameter names and folds case: "/%{a}/Value" → "//value".
-func normalize(levels []runtime.Level) string {
+func normalize(levels []model.Level) string {
 	var b strings.Builder
 	for _, l := range levels {
 		b.WriteByte('/')
@@ -51,7 +50,7 @@ func normalize(levels []runtime.Level) string {
 // compatible with the same level of the longer (a parameter matches
 // anything; literals must be equal). It returns a sentence with a path that
 // shows the overlap.
-func clash(a, b []runtime.Level) (string, bool) {
+func clash(a, b []model.Level) (string, bool) {
 	n := min(len(a), len(b))
 	var path strings.Builder
 	for i := range n {
@@ -76,7 +75,7 @@ func clash(a, b []runtime.Level) (string, bool) {
 }
 
 // checkObject applies the object-aggregation rules of spec §4.5.
-func checkObject(r *report, iface *runtime.Interface) {
+func checkObject(r *report, iface *model.Interface) {
 	first := &iface.Mappings[0]
 	for j := range iface.Mappings {
 		m := &iface.Mappings[j]
@@ -103,7 +102,7 @@ func checkObject(r *report, iface *runtime.Interface) {
 
 // differingAttributes lists the delivery attributes in which m differs from
 // first; object mappings must agree on all of them.
-func differingAttributes(first, m *runtime.Mapping) []string {
+func differingAttributes(first, m *model.Mapping) []string {
 	var out []string
 	add := func(field string, differs bool) {
 		if differs {

@@ -2,12 +2,11 @@ package schema
 
 import (
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/astarte-gen/astarte-gen/runtime"
 )
 
 // Names of findings: for errors, the name Astarte gives the refusal
@@ -91,7 +90,7 @@ func Compare(old, new Loaded) []Finding {
 
 // comparison collects the findings of one Compare.
 type comparison struct {
-	old, new *runtime.Interface
+	old, new *model.Interface
 	file     string
 	// changes lists the pointers of every content change, allowed or not:
 	// any of them requires a higher minor.
@@ -112,7 +111,7 @@ type field struct{ name, value string }
 // header applies E.1.3: type, ownership and aggregation never change
 // within a major; doc and description may.
 func (c *comparison) header() {
-	fields := func(i *runtime.Interface) []field {
+	fields := func(i *model.Interface) []field {
 		return []field{{"type", i.Type.String()}, {"ownership", i.Ownership.String()},
 			{"aggregation", i.Aggregation.String()}, {"description", i.Description}, {"doc", i.Doc}}
 	}
@@ -153,7 +152,7 @@ func bumpOr(format string, args ...any) string {
 
 // mappingFields lists the fields of a mapping other than its endpoint, in
 // file order.
-func mappingFields(m *runtime.Mapping) []field {
+func mappingFields(m *model.Mapping) []field {
 	return []field{
 		{"type", m.Type.String()},
 		{"reliability", m.Reliability.String()},
@@ -182,7 +181,7 @@ func (c *comparison) mappings() {
 		inNew[c.new.Mappings[j].Endpoint] = j
 	}
 	inOld := map[string]bool{}
-	var removed []*runtime.Mapping
+	var removed []*model.Mapping
 	for i := range c.old.Mappings {
 		om := &c.old.Mappings[i]
 		inOld[om.Endpoint] = true
@@ -206,7 +205,7 @@ func (c *comparison) mappings() {
 }
 
 // mapping compares one mapping kept at index j of the new version.
-func (c *comparison) mapping(om, nm *runtime.Mapping, j int) {
+func (c *comparison) mapping(om, nm *model.Mapping, j int) {
 	prefix := fmt.Sprintf("/mappings/%d", j)
 	newFields := mappingFields(nm)
 	for _, f := range c.diff(prefix, mappingFields(om), newFields) {
@@ -216,7 +215,7 @@ func (c *comparison) mapping(om, nm *runtime.Mapping, j int) {
 			c.add(SeverityError, ptr, RuleIncompatibleEndpointChange, bumpOr("set %s back to %s", f.name, f.value),
 				"%s of %s changed from %s to %s: within a major only doc, description, explicit_timestamp, retention and expiry may change",
 				f.name, om.Endpoint, f.value, fieldValue(newFields, f.name))
-		case f.name == "explicit_timestamp" && c.new.Aggregation == runtime.Object && c.new.Type == runtime.Datastream:
+		case f.name == "explicit_timestamp" && c.new.Aggregation == model.Object && c.new.Type == model.Datastream:
 			c.add(SeverityWarning, ptr, RuleObjectTimestampChanged, bumpOr("set explicit_timestamp back to %s", f.value),
 				"explicit_timestamp of %s changed to %s: Astarte accepts it, but an object datastream's table keeps the timestamp column it was created with, so inserts may fail",
 				om.Endpoint, fieldValue(newFields, f.name))
@@ -227,7 +226,7 @@ func (c *comparison) mapping(om, nm *runtime.Mapping, j int) {
 // removed reports an old mapping missing from the new version, as a
 // rename when a new endpoint differs from it only in parameter names or
 // case.
-func (c *comparison) removed(om *runtime.Mapping, added []int) {
+func (c *comparison) removed(om *model.Mapping, added []int) {
 	key := normalize(om.Levels())
 	for _, j := range added {
 		nm := &c.new.Mappings[j]
@@ -244,7 +243,7 @@ func (c *comparison) removed(om *runtime.Mapping, added []int) {
 // overlaps applies E.1.7 to the added mappings: none may overlap a
 // removed mapping (ignoring case and parameter names) or another added
 // one. Renames, already reported, are skipped.
-func (c *comparison) overlaps(removed []*runtime.Mapping, added []int) {
+func (c *comparison) overlaps(removed []*model.Mapping, added []int) {
 	for n, j := range added {
 		nm := &c.new.Mappings[j]
 		others := slices.Clone(removed)
@@ -267,7 +266,7 @@ func (c *comparison) overlaps(removed []*runtime.Mapping, added []int) {
 
 // folded lowercases the literal levels: Astarte compares endpoints
 // without case.
-func folded(levels []runtime.Level) []runtime.Level {
+func folded(levels []model.Level) []model.Level {
 	for n := range levels {
 		if !levels[n].Param {
 			levels[n].Name = strings.ToLower(levels[n].Name)

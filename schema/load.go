@@ -2,13 +2,12 @@ package schema
 
 import (
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-
-	"github.com/astarte-gen/astarte-gen/runtime"
 )
 
 // Loaded is one valid interface file.
@@ -16,7 +15,7 @@ type Loaded struct {
 	// File is the path as found (relative to the working directory when the
 	// input was relative).
 	File      string
-	Interface *runtime.Interface
+	Interface *model.Interface
 }
 
 // Result is the outcome of loading files.

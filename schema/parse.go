@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"io"
 	"sort"
 	"strconv"
@@ -19,8 +20,6 @@ import (
 	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v5"
-
-	"github.com/astarte-gen/astarte-gen/runtime"
 )
 
 //go:embed interface.schema.json
@@ -46,14 +45,14 @@ func Schema() []byte { return bytes.Clone(schemaJSON) }
 // applied. name is the file name used in diagnostics. The error, an *Error,
 // lists every problem found; warnings are not errors (see
 // ParseWithWarnings).
-func Parse(name string, data []byte) (*runtime.Interface, error) {
+func Parse(name string, data []byte) (*model.Interface, error) {
 	iface, _, err := ParseWithWarnings(name, data)
 	return iface, err
 }
 
 // ParseWithWarnings is Parse that also returns the warnings: deprecated or
 // meaningless forms that Astarte accepts.
-func ParseWithWarnings(name string, data []byte) (*runtime.Interface, []Diagnostic, error) {
+func ParseWithWarnings(name string, data []byte) (*model.Interface, []Diagnostic, error) {
 	r := &report{file: name}
 	iface := parse(r, data)
 	errs, warns := split(r.diags)
@@ -63,7 +62,7 @@ func ParseWithWarnings(name string, data []byte) (*runtime.Interface, []Diagnost
 	return iface, warns, nil
 }
 
-func parse(r *report, data []byte) *runtime.Interface {
+func parse(r *report, data []byte) *model.Interface {
 	var doc any
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()

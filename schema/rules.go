@@ -3,11 +3,10 @@ package schema
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/astarte-gen/astarte-gen/runtime"
 )
 
 // rawInterface is an interface file as written, keeping which fields are
@@ -90,16 +89,16 @@ var (
 
 // check applies the semantic rules to a schema-valid file and builds the
 // descriptor.
-func check(r *report, raw *rawInterface) *runtime.Interface {
-	iface := &runtime.Interface{Name: raw.Name, Major: raw.Major, Minor: raw.Minor, Description: raw.Description, Doc: raw.Doc}
-	iface.Type, _ = runtime.ParseInterfaceType(raw.Type)
+func check(r *report, raw *rawInterface) *model.Interface {
+	iface := &model.Interface{Name: raw.Name, Major: raw.Major, Minor: raw.Minor, Description: raw.Description, Doc: raw.Doc}
+	iface.Type, _ = model.ParseInterfaceType(raw.Type)
 	checkName(r, raw.Name)
 	if raw.Major == 0 && raw.Minor == 0 {
 		r.errorf("/version_minor", "version_minor must be greater than 0 when version_major is 0 (version 0.0 is invalid)")
 	}
 	iface.Ownership = checkOwnership(r, raw)
 	iface.Aggregation = checkAggregation(r, raw)
-	if iface.Type == runtime.Properties && iface.Aggregation == runtime.Object {
+	if iface.Type == model.Properties && iface.Aggregation == model.Object {
 		r.errorf("/aggregation", "properties interfaces cannot be object-aggregated: object aggregation is for datastreams only")
 	}
 	for _, k := range raw.keys {
@@ -116,7 +115,7 @@ func check(r *report, raw *rawInterface) *runtime.Interface {
 	if !hasErrors(r) {
 		checkEndpoints(r, iface)
 	}
-	if iface.Aggregation == runtime.Object && !hasErrors(r) {
+	if iface.Aggregation == model.Object && !hasErrors(r) {
 		checkObject(r, iface)
 	}
 	return iface
@@ -140,7 +139,7 @@ func checkName(r *report, name string) {
 	}
 }
 
-func checkOwnership(r *report, raw *rawInterface) runtime.Ownership {
+func checkOwnership(r *report, raw *rawInterface) model.Ownership {
 	value, pointer := raw.Ownership, "/ownership"
 	if value == nil {
 		if raw.Quality == nil {
@@ -156,31 +155,31 @@ func checkOwnership(r *report, raw *rawInterface) runtime.Ownership {
 		modern := map[string]string{"producer": "device", "consumer": "server"}[*value]
 		r.warnf(pointer, "%q is the legacy spelling of %q", *value, modern)
 	}
-	o, _ := runtime.ParseOwnership(*value)
+	o, _ := model.ParseOwnership(*value)
 	return o
 }
 
-func checkAggregation(r *report, raw *rawInterface) runtime.Aggregation {
+func checkAggregation(r *report, raw *rawInterface) model.Aggregation {
 	if raw.Aggregation != nil {
 		if raw.Aggregate != nil {
 			r.warnf("/aggregate", "aggregate is ignored because aggregation is present")
 		}
-		a, _ := runtime.ParseAggregation(*raw.Aggregation)
+		a, _ := model.ParseAggregation(*raw.Aggregation)
 		return a
 	}
 	if raw.Aggregate != nil {
 		r.warnf("/aggregate", "aggregate is the legacy form of aggregation; write \"aggregation\": \"object\" or leave it out")
 		if *raw.Aggregate {
-			return runtime.Object
+			return model.Object
 		}
 	}
-	return runtime.Individual
+	return model.Individual
 }
 
 // checkMapping checks field applicability (spec §4.2) and builds the
 // mapping with defaults.
-func checkMapping(r *report, iface *runtime.Interface, raw *rawMapping, ptr string) runtime.Mapping {
-	var m runtime.Mapping
+func checkMapping(r *report, iface *model.Interface, raw *rawMapping, ptr string) model.Mapping {
+	var m model.Mapping
 	switch {
 	case raw.Endpoint != nil:
 		m.Endpoint = *raw.Endpoint
@@ -193,9 +192,9 @@ func checkMapping(r *report, iface *runtime.Interface, raw *rawMapping, ptr stri
 	default:
 		r.errorf(ptr, "missing required field 'endpoint'")
 	}
-	m.Type, _ = runtime.ParseValueType(raw.Type)
+	m.Type, _ = model.ParseValueType(raw.Type)
 	m.Description, m.Doc = raw.Description, raw.Doc
-	datastream := iface.Type == runtime.Datastream
+	datastream := iface.Type == model.Datastream
 	kind := "properties"
 	if datastream {
 		kind = "datastream"
@@ -214,10 +213,10 @@ func checkMapping(r *report, iface *runtime.Interface, raw *rawMapping, ptr stri
 		return false
 	}
 	if only("reliability", raw.Reliability != nil, raw.Reliability != nil && *raw.Reliability == "unreliable", datastream, "datastreams") {
-		m.Reliability, _ = runtime.ParseReliability(*raw.Reliability)
+		m.Reliability, _ = model.ParseReliability(*raw.Reliability)
 	}
 	if only("retention", raw.Retention != nil, raw.Retention != nil && *raw.Retention == "discard", datastream, "datastreams") {
-		m.Retention, _ = runtime.ParseRetention(*raw.Retention)
+		m.Retention, _ = model.ParseRetention(*raw.Retention)
 	}
 	if only("expiry", raw.Expiry != nil, raw.Expiry != nil && *raw.Expiry == 0, datastream, "datastreams") {
 		m.Expiry = time.Duration(*raw.Expiry) * time.Second
@@ -226,7 +225,7 @@ func checkMapping(r *report, iface *runtime.Interface, raw *rawMapping, ptr stri
 		m.ExplicitTimestamp = *raw.ExplicitTimestamp
 	}
 	if only("database_retention_policy", raw.DBPolicy != nil, raw.DBPolicy != nil && *raw.DBPolicy == "no_ttl", datastream, "datastreams") {
-		m.DatabaseRetentionPolicy, _ = runtime.ParseDatabaseRetentionPolicy(*raw.DBPolicy)
+		m.DatabaseRetentionPolicy, _ = model.ParseDatabaseRetentionPolicy(*raw.DBPolicy)
 	}
 	if only("database_retention_ttl", raw.DBTTL != nil, false, datastream, "datastreams") {
 		m.DatabaseRetentionTTL = time.Duration(*raw.DBTTL) * time.Second
@@ -234,7 +233,7 @@ func checkMapping(r *report, iface *runtime.Interface, raw *rawMapping, ptr stri
 	if only("allow_unset", raw.AllowUnset != nil, raw.AllowUnset != nil && !*raw.AllowUnset, !datastream, "properties") {
 		m.AllowUnset = *raw.AllowUnset
 	}
-	object := iface.Aggregation == runtime.Object
+	object := iface.Aggregation == model.Object
 	if only("required", raw.Required != nil, raw.Required != nil && !*raw.Required, object, "object-aggregated datastreams") {
 		m.Required = *raw.Required
 	}
@@ -250,7 +249,7 @@ func checkMapping(r *report, iface *runtime.Interface, raw *rawMapping, ptr stri
 			r.warnf(ptr+"/"+escape(k), "unknown field %q is ignored", k)
 		}
 	}
-	if levels, err := runtime.ParseEndpoint(m.Endpoint); err == nil {
+	if levels, err := model.ParseEndpoint(m.Endpoint); err == nil {
 		for _, l := range levels {
 			if strings.HasPrefix(l.Name, "_") {
 				r.warnf(ptr+"/endpoint", "level %q starts with '_': Astarte accepts it but some SDKs (Rust) reject it", l)

@@ -4,13 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/astarte-gen/astarte-gen/runtime"
 )
 
 // doc builds an interface file from a base and overrides; mappings are given
@@ -194,14 +193,14 @@ func TestDescriptorDefaultsAndLegacy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &runtime.Interface{
-		Name: "org.astartegen.test.Rules", Major: 1, Type: runtime.Datastream, Ownership: runtime.OwnershipServer,
-		Aggregation: runtime.Object, Doc: "D",
-		Mappings: []runtime.Mapping{
-			{Endpoint: "/%{id}/a", Type: runtime.DoubleArray, Reliability: runtime.Guaranteed, Retention: runtime.Stored,
-				Expiry: time.Minute, ExplicitTimestamp: true, DatabaseRetentionPolicy: runtime.UseTTL, DatabaseRetentionTTL: time.Hour, Description: "d"},
-			{Endpoint: "/%{id}/b", Type: runtime.DateTime, Reliability: runtime.Guaranteed, Retention: runtime.Stored,
-				Expiry: time.Minute, ExplicitTimestamp: true, DatabaseRetentionPolicy: runtime.UseTTL, DatabaseRetentionTTL: time.Hour, Required: true},
+	want := &model.Interface{
+		Name: "org.astartegen.test.Rules", Major: 1, Type: model.Datastream, Ownership: model.OwnershipServer,
+		Aggregation: model.Object, Doc: "D",
+		Mappings: []model.Mapping{
+			{Endpoint: "/%{id}/a", Type: model.DoubleArray, Reliability: model.Guaranteed, Retention: model.Stored,
+				Expiry: time.Minute, ExplicitTimestamp: true, DatabaseRetentionPolicy: model.UseTTL, DatabaseRetentionTTL: time.Hour, Description: "d"},
+			{Endpoint: "/%{id}/b", Type: model.DateTime, Reliability: model.Guaranteed, Retention: model.Stored,
+				Expiry: time.Minute, ExplicitTimestamp: true, DatabaseRetentionPolicy: model.UseTTL, DatabaseRetentionTTL: time.Hour, Required: true},
 		},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -239,7 +238,7 @@ func FuzzParse(f *testing.F) {
 		// An accepted interface has usable endpoints and parses again the
 		// same way.
 		for _, m := range iface.Mappings {
-			if _, err := runtime.ParseEndpoint(m.Endpoint); err != nil {
+			if _, err := model.ParseEndpoint(m.Endpoint); err != nil {
 				t.Fatalf("accepted a bad endpoint: %v", err)
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"io"
 	"net"
 	"net/http"
@@ -14,7 +15,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/astarte-gen/astarte-gen/runtime"
 	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
 	"github.com/astarte-gen/astarte-gen/schema"
 )
@@ -91,7 +91,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // loadInterfaces parses the interface files; any invalid file is an error.
-func loadInterfaces(paths []string) ([]*runtime.Interface, error) {
+func loadInterfaces(paths []string) ([]*model.Interface, error) {
 	res, err := schema.Load(paths)
 	if err != nil {
 		return nil, err
@@ -106,7 +106,7 @@ func loadInterfaces(paths []string) ([]*runtime.Interface, error) {
 	if len(res.Interfaces) == 0 {
 		return nil, fmt.Errorf("no interface files in %s", strings.Join(paths, ", "))
 	}
-	out := make([]*runtime.Interface, len(res.Interfaces))
+	out := make([]*model.Interface, len(res.Interfaces))
 	for i, l := range res.Interfaces {
 		out[i] = l.Interface
 	}

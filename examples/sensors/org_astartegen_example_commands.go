@@ -5,23 +5,24 @@ package sensors
 
 import (
 	"context"
-	astarte "github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"time"
 )
 
 // CommandsInterface describes org.astartegen.example.Commands v1.0 (server-owned datastream).
-var CommandsInterface = &astarte.Interface{
+var CommandsInterface = &model.Interface{
 	Name:        "org.astartegen.example.Commands",
 	Major:       1,
 	Minor:       0,
-	Type:        astarte.Datastream,
-	Ownership:   astarte.OwnershipServer,
+	Type:        model.Datastream,
+	Ownership:   model.OwnershipServer,
 	Description: "Commands the operator sends to the device.",
-	Mappings: []astarte.Mapping{
+	Mappings: []model.Mapping{
 		{
 			Endpoint:    "/reboot",
-			Type:        astarte.String,
-			Reliability: astarte.Unique,
+			Type:        model.String,
+			Reliability: model.Unique,
 			Description: "Reboot, with the reason.",
 		},
 	},
@@ -46,8 +47,8 @@ func (UnimplementedCommandsHandler) Reboot(ctx context.Context, value string, ti
 }
 
 // RegisterCommands makes h receive the device's org.astartegen.example.Commands messages.
-func RegisterCommands(d *astarte.Device, h CommandsHandler) error {
-	return d.Handle(CommandsInterface, func(ctx context.Context, in *astarte.Incoming) error {
+func RegisterCommands(d *runtime.Device, h CommandsHandler) error {
+	return d.Handle(CommandsInterface, func(ctx context.Context, in *runtime.Incoming) error {
 		switch in.Mapping {
 		case 0:
 			v, err := in.Value.String()

@@ -5,24 +5,25 @@ package sensors
 
 import (
 	"context"
-	astarte "github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"time"
 )
 
 // SensorsInterface describes org.astartegen.example.Sensors v1.0 (device-owned datastream).
-var SensorsInterface = &astarte.Interface{
+var SensorsInterface = &model.Interface{
 	Name:        "org.astartegen.example.Sensors",
 	Major:       1,
 	Minor:       0,
-	Type:        astarte.Datastream,
-	Ownership:   astarte.OwnershipDevice,
+	Type:        model.Datastream,
+	Ownership:   model.OwnershipDevice,
 	Description: "Temperature readings of the device's sensors.",
-	Mappings: []astarte.Mapping{
+	Mappings: []model.Mapping{
 		{
 			Endpoint:          "/%{sensor_id}/temperature",
-			Type:              astarte.Double,
-			Reliability:       astarte.Guaranteed,
-			Retention:         astarte.Stored,
+			Type:              model.Double,
+			Reliability:       model.Guaranteed,
+			Retention:         model.Stored,
 			Expiry:            3600 * time.Second,
 			ExplicitTimestamp: true,
 			Description:       "Degrees Celsius.",
@@ -34,11 +35,11 @@ var SensorsInterface = &astarte.Interface{
 //
 // Temperature readings of the device's sensors.
 type Sensors struct {
-	d *astarte.Device
+	d *runtime.Device
 }
 
 // NewSensors returns the Sensors of a device created with SensorsInterface.
-func NewSensors(d *astarte.Device) Sensors {
+func NewSensors(d *runtime.Device) Sensors {
 	return Sensors{d: d}
 }
 

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"math/rand/v2"
 	"os"
 	"runtime/pprof"
@@ -28,48 +29,48 @@ import (
 
 // Data has one mapping per retention × reliability, plus /poison, which
 // targets that refuse data leave out of what they install.
-var Data = &runtime.Interface{
+var Data = &model.Interface{
 	Name: "org.astartegen.chaos.Data", Major: 1, Minor: 1,
-	Type: runtime.Datastream, Ownership: runtime.OwnershipDevice,
-	Mappings: append(dataMappings(), runtime.Mapping{
-		Endpoint: "/poison", Type: runtime.LongInteger, Reliability: runtime.Guaranteed, Retention: runtime.Stored,
+	Type: model.Datastream, Ownership: model.OwnershipDevice,
+	Mappings: append(dataMappings(), model.Mapping{
+		Endpoint: "/poison", Type: model.LongInteger, Reliability: model.Guaranteed, Retention: model.Stored,
 	}),
 }
 
 // Installed is Data as the server knows it: an older minor without /poison.
-var Installed = &runtime.Interface{
-	Name: Data.Name, Major: 1, Minor: 0, Type: runtime.Datastream, Ownership: runtime.OwnershipDevice,
+var Installed = &model.Interface{
+	Name: Data.Name, Major: 1, Minor: 0, Type: model.Datastream, Ownership: model.OwnershipDevice,
 	Mappings: dataMappings(),
 }
 
 // Props are device properties set and unset during the run.
-var Props = &runtime.Interface{
-	Name: "org.astartegen.chaos.Props", Major: 1, Type: runtime.Properties, Ownership: runtime.OwnershipDevice,
-	Mappings: []runtime.Mapping{{Endpoint: "/%{slot}/value", Type: runtime.Integer, AllowUnset: true}},
+var Props = &model.Interface{
+	Name: "org.astartegen.chaos.Props", Major: 1, Type: model.Properties, Ownership: model.OwnershipDevice,
+	Mappings: []model.Mapping{{Endpoint: "/%{slot}/value", Type: model.Integer, AllowUnset: true}},
 }
 
 // Commands reach a handler that blocks.
-var Commands = &runtime.Interface{
-	Name: "org.astartegen.chaos.Commands", Major: 1, Type: runtime.Datastream, Ownership: runtime.OwnershipServer,
-	Mappings: []runtime.Mapping{{Endpoint: "/block", Type: runtime.Integer, Reliability: runtime.Unique}},
+var Commands = &model.Interface{
+	Name: "org.astartegen.chaos.Commands", Major: 1, Type: model.Datastream, Ownership: model.OwnershipServer,
+	Mappings: []model.Mapping{{Endpoint: "/block", Type: model.Integer, Reliability: model.Unique}},
 }
 
 var (
-	retentions    = []runtime.Retention{runtime.Discard, runtime.Volatile, runtime.Stored}
-	reliabilities = []runtime.Reliability{runtime.Unreliable, runtime.Guaranteed, runtime.Unique}
+	retentions    = []model.Retention{model.Discard, model.Volatile, model.Stored}
+	reliabilities = []model.Reliability{model.Unreliable, model.Guaranteed, model.Unique}
 )
 
-func dataMappings() []runtime.Mapping {
-	var ms []runtime.Mapping
+func dataMappings() []model.Mapping {
+	var ms []model.Mapping
 	for _, ret := range retentions {
 		for _, rel := range reliabilities {
-			ms = append(ms, runtime.Mapping{Endpoint: path(ret, rel), Type: runtime.LongInteger, Reliability: rel, Retention: ret})
+			ms = append(ms, model.Mapping{Endpoint: path(ret, rel), Type: model.LongInteger, Reliability: rel, Retention: ret})
 		}
 	}
 	return ms
 }
 
-func path(ret runtime.Retention, rel runtime.Reliability) string {
+func path(ret model.Retention, rel model.Reliability) string {
 	return fmt.Sprintf("/%s/qos%d", ret, int(rel))
 }
 
@@ -416,7 +417,7 @@ func (r *run) check(target Target, poisoned bool, dead []runtime.DeadLetter) {
 	for _, s := range r.sends {
 		k := key{s.path, s.seq}
 		ret, rel := parsePath(s.path)
-		if rel == runtime.Unique {
+		if rel == model.Unique {
 			for session, n := range sessions[k] {
 				if n > 1 {
 					r.qos2Dupe(fmt.Sprintf("unique %s #%d delivered %d times within broker session %d", s.path, s.seq, n, session))
@@ -426,20 +427,20 @@ func (r *run) check(target Target, poisoned bool, dead []runtime.DeadLetter) {
 		if count[k] > 1 {
 			dupes[s.path] += count[k] - 1
 		}
-		if s.err != nil || rel == runtime.Unreliable {
+		if s.err != nil || rel == model.Unreliable {
 			continue // QoS 0 may be lost on any connection drop
 		}
 		switch {
-		case ret == runtime.Stored && count[k] == 0:
+		case ret == model.Stored && count[k] == 0:
 			t.Errorf("stored %s #%d: Send returned nil, never delivered", s.path, s.seq)
-		case ret == runtime.Volatile && s.beforeFlush && count[k] == 0:
+		case ret == model.Volatile && s.beforeFlush && count[k] == 0:
 			t.Errorf("volatile %s #%d: Send returned nil before Flush, never delivered", s.path, s.seq)
 		}
 	}
 	for p, vs := range first {
 		// Unreliable (QoS 0) stored messages are resent if paho could not
 		// write them, possibly after later ones: no order is promised.
-		if ret, rel := parsePath(p); ret == runtime.Stored && rel != runtime.Unreliable && !slices.IsSorted(vs) {
+		if ret, rel := parsePath(p); ret == model.Stored && rel != model.Unreliable && !slices.IsSorted(vs) {
 			t.Errorf("stored %s first delivered out of order: %v", p, outOfOrder(vs))
 		}
 	}
@@ -501,7 +502,7 @@ func outOfOrder(vs []int64) string {
 	return ""
 }
 
-func parsePath(p string) (runtime.Retention, runtime.Reliability) {
+func parsePath(p string) (model.Retention, model.Reliability) {
 	for _, ret := range retentions {
 		for _, rel := range reliabilities {
 			if path(ret, rel) == p {
@@ -509,7 +510,7 @@ func parsePath(p string) (runtime.Retention, runtime.Reliability) {
 			}
 		}
 	}
-	return runtime.Discard, runtime.Unreliable // properties: not checked here
+	return model.Discard, model.Unreliable // properties: not checked here
 }
 
 func waitGroup(t *testing.T, wg *sync.WaitGroup, limit time.Duration, what string) {

@@ -2,18 +2,21 @@
 
 package testifaces
 
-import astarte "github.com/astarte-gen/astarte-gen/runtime"
+import (
+	"github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
+)
 
 /*
 The generated code refers to this constant so that a runtime too old
 for it is a build error: upgrade github.com/astarte-gen/astarte-gen or
 regenerate with the astarte-gen of the runtime in use.
 */
-const _ = astarte.SupportPackageIsVersion1
+const _ = runtime.SupportPackageIsVersion1
 
 // Interfaces returns every interface of this package, for runtime.New.
-func Interfaces() []*astarte.Interface {
-	return []*astarte.Interface{
+func Interfaces() []*model.Interface {
+	return []*model.Interface{
 		DeviceAggregateInterface,
 		DeviceDatastreamInterface,
 		DevicePropertiesInterface,

@@ -12,7 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/astarte-gen/astarte-gen/internal/testifaces"
-	astarte "github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime"
 	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
 )
 
@@ -27,14 +27,14 @@ type value struct {
 	Value  any
 }
 
-func connect(t *testing.T) (*astartetest.Astarte, *astarte.Device) {
+func connect(t *testing.T) (*astartetest.Astarte, *runtime.Device) {
 	t.Helper()
 	return connectB(t)
 }
 
 // connectB starts a fake Astarte with the package's interfaces and a
 // device connected to it.
-func connectB(t testing.TB) (*astartetest.Astarte, *astarte.Device) {
+func connectB(t testing.TB) (*astartetest.Astarte, *runtime.Device) {
 	t.Helper()
 	a := astartetest.New(t, testifaces.Interfaces()...)
 	cfg, err := a.DeviceConfig(deviceID)
@@ -42,7 +42,7 @@ func connectB(t testing.TB) (*astartetest.Astarte, *astarte.Device) {
 		t.Fatal(err)
 	}
 	cfg.StoreDir = t.TempDir()
-	d, err := astarte.New(cfg, testifaces.Interfaces()...)
+	d, err := runtime.New(cfg, testifaces.Interfaces()...)
 	if err != nil {
 		t.Fatal(err)
 	}

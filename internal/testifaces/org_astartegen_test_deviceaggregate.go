@@ -5,80 +5,81 @@ package testifaces
 
 import (
 	"context"
-	astarte "github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"time"
 )
 
 // DeviceAggregateInterface describes org.astartegen.test.DeviceAggregate v2.0 (device-owned datastream).
-var DeviceAggregateInterface = &astarte.Interface{
+var DeviceAggregateInterface = &model.Interface{
 	Name:        "org.astartegen.test.DeviceAggregate",
 	Major:       2,
 	Minor:       0,
-	Type:        astarte.Datastream,
-	Ownership:   astarte.OwnershipDevice,
-	Aggregation: astarte.Object,
+	Type:        model.Datastream,
+	Ownership:   model.OwnershipDevice,
+	Aggregation: model.Object,
 	Description: "Room climate, sent as one object.",
-	Mappings: []astarte.Mapping{
+	Mappings: []model.Mapping{
 		{
 			Endpoint:                "/%{building}/%{room}/climate/temperature",
-			Type:                    astarte.Double,
-			Reliability:             astarte.Guaranteed,
-			Retention:               astarte.Stored,
+			Type:                    model.Double,
+			Reliability:             model.Guaranteed,
+			Retention:               model.Stored,
 			Expiry:                  86400 * time.Second,
 			ExplicitTimestamp:       true,
 			Required:                true,
-			DatabaseRetentionPolicy: astarte.UseTTL,
+			DatabaseRetentionPolicy: model.UseTTL,
 			DatabaseRetentionTTL:    2592000 * time.Second,
 			Doc:                     "Degrees Celsius.",
 		},
 		{
 			Endpoint:                "/%{building}/%{room}/climate/humidity",
-			Type:                    astarte.Double,
-			Reliability:             astarte.Guaranteed,
-			Retention:               astarte.Stored,
+			Type:                    model.Double,
+			Reliability:             model.Guaranteed,
+			Retention:               model.Stored,
 			Expiry:                  86400 * time.Second,
 			ExplicitTimestamp:       true,
-			DatabaseRetentionPolicy: astarte.UseTTL,
+			DatabaseRetentionPolicy: model.UseTTL,
 			DatabaseRetentionTTL:    2592000 * time.Second,
 		},
 		{
 			Endpoint:                "/%{building}/%{room}/climate/co2_ppm",
-			Type:                    astarte.Integer,
-			Reliability:             astarte.Guaranteed,
-			Retention:               astarte.Stored,
+			Type:                    model.Integer,
+			Reliability:             model.Guaranteed,
+			Retention:               model.Stored,
 			Expiry:                  86400 * time.Second,
 			ExplicitTimestamp:       true,
-			DatabaseRetentionPolicy: astarte.UseTTL,
+			DatabaseRetentionPolicy: model.UseTTL,
 			DatabaseRetentionTTL:    2592000 * time.Second,
 		},
 		{
 			Endpoint:                "/%{building}/%{room}/climate/window_open",
-			Type:                    astarte.Boolean,
-			Reliability:             astarte.Guaranteed,
-			Retention:               astarte.Stored,
+			Type:                    model.Boolean,
+			Reliability:             model.Guaranteed,
+			Retention:               model.Stored,
 			Expiry:                  86400 * time.Second,
 			ExplicitTimestamp:       true,
-			DatabaseRetentionPolicy: astarte.UseTTL,
+			DatabaseRetentionPolicy: model.UseTTL,
 			DatabaseRetentionTTL:    2592000 * time.Second,
 		},
 		{
 			Endpoint:                "/%{building}/%{room}/climate/readings",
-			Type:                    astarte.DoubleArray,
-			Reliability:             astarte.Guaranteed,
-			Retention:               astarte.Stored,
+			Type:                    model.DoubleArray,
+			Reliability:             model.Guaranteed,
+			Retention:               model.Stored,
 			Expiry:                  86400 * time.Second,
 			ExplicitTimestamp:       true,
-			DatabaseRetentionPolicy: astarte.UseTTL,
+			DatabaseRetentionPolicy: model.UseTTL,
 			DatabaseRetentionTTL:    2592000 * time.Second,
 		},
 		{
 			Endpoint:                "/%{building}/%{room}/climate/sensor_name",
-			Type:                    astarte.String,
-			Reliability:             astarte.Guaranteed,
-			Retention:               astarte.Stored,
+			Type:                    model.String,
+			Reliability:             model.Guaranteed,
+			Retention:               model.Stored,
 			Expiry:                  86400 * time.Second,
 			ExplicitTimestamp:       true,
-			DatabaseRetentionPolicy: astarte.UseTTL,
+			DatabaseRetentionPolicy: model.UseTTL,
 			DatabaseRetentionTTL:    2592000 * time.Second,
 		},
 	},
@@ -106,11 +107,11 @@ type DeviceAggregateClimate struct {
 //
 // Room climate, sent as one object.
 type DeviceAggregate struct {
-	d *astarte.Device
+	d *runtime.Device
 }
 
 // NewDeviceAggregate returns the DeviceAggregate of a device created with DeviceAggregateInterface.
-func NewDeviceAggregate(d *astarte.Device) DeviceAggregate {
+func NewDeviceAggregate(d *runtime.Device) DeviceAggregate {
 	return DeviceAggregate{d: d}
 }
 

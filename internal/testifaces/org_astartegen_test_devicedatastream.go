@@ -5,119 +5,120 @@ package testifaces
 
 import (
 	"context"
-	astarte "github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"time"
 )
 
 // DeviceDatastreamInterface describes org.astartegen.test.DeviceDatastream v1.2 (device-owned datastream).
-var DeviceDatastreamInterface = &astarte.Interface{
+var DeviceDatastreamInterface = &model.Interface{
 	Name:        "org.astartegen.test.DeviceDatastream",
 	Major:       1,
 	Minor:       2,
-	Type:        astarte.Datastream,
-	Ownership:   astarte.OwnershipDevice,
+	Type:        model.Datastream,
+	Ownership:   model.OwnershipDevice,
 	Description: "Sensor readings, one endpoint per Astarte type.",
 	Doc:         "Each sensor is addressed by its ID.\nEvery reliability and retention appears at least once.",
-	Mappings: []astarte.Mapping{
+	Mappings: []model.Mapping{
 		{
 			Endpoint:          "/%{sensor_id}/double",
-			Type:              astarte.Double,
+			Type:              model.Double,
 			ExplicitTimestamp: true,
 			Description:       "A double reading of one sensor.",
 		},
 		{
 			Endpoint:    "/%{sensor_id}/integer",
-			Type:        astarte.Integer,
-			Reliability: astarte.Guaranteed,
+			Type:        model.Integer,
+			Reliability: model.Guaranteed,
 			Description: "A integer reading of one sensor.",
 		},
 		{
 			Endpoint:          "/%{sensor_id}/boolean",
-			Type:              astarte.Boolean,
-			Reliability:       astarte.Unique,
+			Type:              model.Boolean,
+			Reliability:       model.Unique,
 			ExplicitTimestamp: true,
 			Description:       "A boolean reading of one sensor.",
 		},
 		{
 			Endpoint:    "/%{sensor_id}/longinteger",
-			Type:        astarte.LongInteger,
-			Retention:   astarte.Volatile,
+			Type:        model.LongInteger,
+			Retention:   model.Volatile,
 			Expiry:      3600 * time.Second,
 			Description: "A longinteger reading of one sensor.",
 		},
 		{
 			Endpoint:          "/%{sensor_id}/string",
-			Type:              astarte.String,
-			Reliability:       astarte.Guaranteed,
-			Retention:         astarte.Volatile,
+			Type:              model.String,
+			Reliability:       model.Guaranteed,
+			Retention:         model.Volatile,
 			Expiry:            60 * time.Second,
 			ExplicitTimestamp: true,
 			Description:       "A string reading of one sensor.",
 		},
 		{
 			Endpoint:    "/%{sensor_id}/binaryblob",
-			Type:        astarte.BinaryBlob,
-			Reliability: astarte.Unique,
-			Retention:   astarte.Volatile,
+			Type:        model.BinaryBlob,
+			Reliability: model.Unique,
+			Retention:   model.Volatile,
 			Expiry:      3600 * time.Second,
 			Description: "A binaryblob reading of one sensor.",
 		},
 		{
 			Endpoint:          "/%{sensor_id}/datetime",
-			Type:              astarte.DateTime,
-			Retention:         astarte.Stored,
+			Type:              model.DateTime,
+			Retention:         model.Stored,
 			Expiry:            3600 * time.Second,
 			ExplicitTimestamp: true,
 			Description:       "A datetime reading of one sensor.",
 		},
 		{
 			Endpoint:    "/%{sensor_id}/doublearray",
-			Type:        astarte.DoubleArray,
-			Reliability: astarte.Guaranteed,
-			Retention:   astarte.Stored,
+			Type:        model.DoubleArray,
+			Reliability: model.Guaranteed,
+			Retention:   model.Stored,
 			Expiry:      60 * time.Second,
 			Description: "A doublearray reading of one sensor.",
 		},
 		{
 			Endpoint:          "/%{sensor_id}/integerarray",
-			Type:              astarte.IntegerArray,
-			Reliability:       astarte.Unique,
-			Retention:         astarte.Stored,
+			Type:              model.IntegerArray,
+			Reliability:       model.Unique,
+			Retention:         model.Stored,
 			Expiry:            3600 * time.Second,
 			ExplicitTimestamp: true,
 			Description:       "A integerarray reading of one sensor.",
 		},
 		{
 			Endpoint:    "/%{sensor_id}/booleanarray",
-			Type:        astarte.BooleanArray,
+			Type:        model.BooleanArray,
 			Description: "A booleanarray reading of one sensor.",
 		},
 		{
 			Endpoint:          "/%{sensor_id}/longintegerarray",
-			Type:              astarte.LongIntegerArray,
-			Reliability:       astarte.Guaranteed,
+			Type:              model.LongIntegerArray,
+			Reliability:       model.Guaranteed,
 			ExplicitTimestamp: true,
 			Description:       "A longintegerarray reading of one sensor.",
 		},
 		{
 			Endpoint:    "/%{sensor_id}/stringarray",
-			Type:        astarte.StringArray,
-			Reliability: astarte.Unique,
+			Type:        model.StringArray,
+			Reliability: model.Unique,
 			Description: "A stringarray reading of one sensor.",
 		},
 		{
 			Endpoint:          "/%{sensor_id}/binaryblobarray",
-			Type:              astarte.BinaryBlobArray,
-			Retention:         astarte.Volatile,
+			Type:              model.BinaryBlobArray,
+			Retention:         model.Volatile,
 			Expiry:            3600 * time.Second,
 			ExplicitTimestamp: true,
 			Description:       "A binaryblobarray reading of one sensor.",
 		},
 		{
 			Endpoint:    "/%{sensor_id}/datetimearray",
-			Type:        astarte.DateTimeArray,
-			Reliability: astarte.Guaranteed,
-			Retention:   astarte.Volatile,
+			Type:        model.DateTimeArray,
+			Reliability: model.Guaranteed,
+			Retention:   model.Volatile,
 			Expiry:      60 * time.Second,
 			Description: "A datetimearray reading of one sensor.",
 		},
@@ -131,11 +132,11 @@ var DeviceDatastreamInterface = &astarte.Interface{
 // Each sensor is addressed by its ID.
 // Every reliability and retention appears at least once.
 type DeviceDatastream struct {
-	d *astarte.Device
+	d *runtime.Device
 }
 
 // NewDeviceDatastream returns the DeviceDatastream of a device created with DeviceDatastreamInterface.
-func NewDeviceDatastream(d *astarte.Device) DeviceDatastream {
+func NewDeviceDatastream(d *runtime.Device) DeviceDatastream {
 	return DeviceDatastream{d: d}
 }
 

@@ -5,81 +5,82 @@ package testifaces
 
 import (
 	"context"
-	astarte "github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"time"
 )
 
 // DevicePropertiesInterface describes org.astartegen.test.DeviceProperties v1.0 (device-owned properties).
-var DevicePropertiesInterface = &astarte.Interface{
+var DevicePropertiesInterface = &model.Interface{
 	Name:        "org.astartegen.test.DeviceProperties",
 	Major:       1,
 	Minor:       0,
-	Type:        astarte.Properties,
-	Ownership:   astarte.OwnershipDevice,
+	Type:        model.Properties,
+	Ownership:   model.OwnershipDevice,
 	Description: "Reported configuration.",
-	Mappings: []astarte.Mapping{
+	Mappings: []model.Mapping{
 		{
 			Endpoint:   "/%{group}/%{item}/double",
-			Type:       astarte.Double,
+			Type:       model.Double,
 			AllowUnset: true,
 		},
 		{
 			Endpoint: "/%{group}/%{item}/integer",
-			Type:     astarte.Integer,
+			Type:     model.Integer,
 		},
 		{
 			Endpoint:   "/%{group}/%{item}/boolean",
-			Type:       astarte.Boolean,
+			Type:       model.Boolean,
 			AllowUnset: true,
 		},
 		{
 			Endpoint: "/%{group}/%{item}/longinteger",
-			Type:     astarte.LongInteger,
+			Type:     model.LongInteger,
 		},
 		{
 			Endpoint:   "/%{group}/%{item}/string",
-			Type:       astarte.String,
+			Type:       model.String,
 			AllowUnset: true,
 		},
 		{
 			Endpoint: "/%{group}/%{item}/binaryblob",
-			Type:     astarte.BinaryBlob,
+			Type:     model.BinaryBlob,
 		},
 		{
 			Endpoint:   "/%{group}/%{item}/datetime",
-			Type:       astarte.DateTime,
+			Type:       model.DateTime,
 			AllowUnset: true,
 		},
 		{
 			Endpoint: "/%{group}/%{item}/doublearray",
-			Type:     astarte.DoubleArray,
+			Type:     model.DoubleArray,
 		},
 		{
 			Endpoint:   "/%{group}/%{item}/integerarray",
-			Type:       astarte.IntegerArray,
+			Type:       model.IntegerArray,
 			AllowUnset: true,
 		},
 		{
 			Endpoint: "/%{group}/%{item}/booleanarray",
-			Type:     astarte.BooleanArray,
+			Type:     model.BooleanArray,
 		},
 		{
 			Endpoint:   "/%{group}/%{item}/longintegerarray",
-			Type:       astarte.LongIntegerArray,
+			Type:       model.LongIntegerArray,
 			AllowUnset: true,
 		},
 		{
 			Endpoint: "/%{group}/%{item}/stringarray",
-			Type:     astarte.StringArray,
+			Type:     model.StringArray,
 		},
 		{
 			Endpoint:   "/%{group}/%{item}/binaryblobarray",
-			Type:       astarte.BinaryBlobArray,
+			Type:       model.BinaryBlobArray,
 			AllowUnset: true,
 		},
 		{
 			Endpoint: "/%{group}/%{item}/datetimearray",
-			Type:     astarte.DateTimeArray,
+			Type:     model.DateTimeArray,
 		},
 	},
 }
@@ -88,11 +89,11 @@ var DevicePropertiesInterface = &astarte.Interface{
 //
 // Reported configuration.
 type DeviceProperties struct {
-	d *astarte.Device
+	d *runtime.Device
 }
 
 // NewDeviceProperties returns the DeviceProperties of a device created with DevicePropertiesInterface.
-func NewDeviceProperties(d *astarte.Device) DeviceProperties {
+func NewDeviceProperties(d *runtime.Device) DeviceProperties {
 	return DeviceProperties{d: d}
 }
 

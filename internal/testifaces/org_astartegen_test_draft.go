@@ -5,31 +5,32 @@ package testifaces
 
 import (
 	"context"
-	astarte "github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"time"
 )
 
 // DraftInterface describes org.astartegen.test.Draft v0.1 (device-owned datastream).
-var DraftInterface = &astarte.Interface{
+var DraftInterface = &model.Interface{
 	Name:      "org.astartegen.test.Draft",
 	Major:     0,
 	Minor:     1,
-	Type:      astarte.Datastream,
-	Ownership: astarte.OwnershipDevice,
+	Type:      model.Datastream,
+	Ownership: model.OwnershipDevice,
 	Doc:       "A draft (major 0) interface.",
-	Mappings: []astarte.Mapping{
+	Mappings: []model.Mapping{
 		{
 			Endpoint:    "/status/uptime",
-			Type:        astarte.LongInteger,
-			Reliability: astarte.Guaranteed,
+			Type:        model.LongInteger,
+			Reliability: model.Guaranteed,
 		},
 		{
 			Endpoint: "/status/load/one_minute",
-			Type:     astarte.Double,
+			Type:     model.Double,
 		},
 		{
 			Endpoint: "/status/load/five_minutes",
-			Type:     astarte.Double,
+			Type:     model.Double,
 		},
 	},
 }
@@ -38,11 +39,11 @@ var DraftInterface = &astarte.Interface{
 //
 // A draft (major 0) interface.
 type Draft struct {
-	d *astarte.Device
+	d *runtime.Device
 }
 
 // NewDraft returns the Draft of a device created with DraftInterface.
-func NewDraft(d *astarte.Device) Draft {
+func NewDraft(d *runtime.Device) Draft {
 	return Draft{d: d}
 }
 

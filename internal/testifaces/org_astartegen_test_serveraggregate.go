@@ -5,44 +5,45 @@ package testifaces
 
 import (
 	"context"
-	astarte "github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"time"
 )
 
 // ServerAggregateInterface describes org.astartegen.test.ServerAggregate v1.0 (server-owned datastream).
-var ServerAggregateInterface = &astarte.Interface{
+var ServerAggregateInterface = &model.Interface{
 	Name:        "org.astartegen.test.ServerAggregate",
 	Major:       1,
 	Minor:       0,
-	Type:        astarte.Datastream,
-	Ownership:   astarte.OwnershipServer,
-	Aggregation: astarte.Object,
+	Type:        model.Datastream,
+	Ownership:   model.OwnershipServer,
+	Aggregation: model.Object,
 	Description: "A command with its arguments.",
-	Mappings: []astarte.Mapping{
+	Mappings: []model.Mapping{
 		{
 			Endpoint:    "/command/name",
-			Type:        astarte.String,
-			Reliability: astarte.Unique,
+			Type:        model.String,
+			Reliability: model.Unique,
 		},
 		{
 			Endpoint:    "/command/args",
-			Type:        astarte.StringArray,
-			Reliability: astarte.Unique,
+			Type:        model.StringArray,
+			Reliability: model.Unique,
 		},
 		{
 			Endpoint:    "/command/issued_at",
-			Type:        astarte.DateTime,
-			Reliability: astarte.Unique,
+			Type:        model.DateTime,
+			Reliability: model.Unique,
 		},
 		{
 			Endpoint:    "/command/payload",
-			Type:        astarte.BinaryBlob,
-			Reliability: astarte.Unique,
+			Type:        model.BinaryBlob,
+			Reliability: model.Unique,
 		},
 		{
 			Endpoint:    "/command/priority",
-			Type:        astarte.LongInteger,
-			Reliability: astarte.Unique,
+			Type:        model.LongInteger,
+			Reliability: model.Unique,
 		},
 	},
 }
@@ -78,8 +79,8 @@ func (UnimplementedServerAggregateHandler) Command(ctx context.Context, v Server
 }
 
 // RegisterServerAggregate makes h receive the device's org.astartegen.test.ServerAggregate messages.
-func RegisterServerAggregate(d *astarte.Device, h ServerAggregateHandler) error {
-	return d.Handle(ServerAggregateInterface, func(ctx context.Context, in *astarte.Incoming) error {
+func RegisterServerAggregate(d *runtime.Device, h ServerAggregateHandler) error {
+	return d.Handle(ServerAggregateInterface, func(ctx context.Context, in *runtime.Incoming) error {
 		var v ServerAggregateCommand
 		if f, ok := in.Field(0); ok {
 			x, err := f.String()

@@ -5,83 +5,84 @@ package testifaces
 
 import (
 	"context"
-	astarte "github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"time"
 )
 
 // ServerDatastreamInterface describes org.astartegen.test.ServerDatastream v1.0 (server-owned datastream).
-var ServerDatastreamInterface = &astarte.Interface{
+var ServerDatastreamInterface = &model.Interface{
 	Name:        "org.astartegen.test.ServerDatastream",
 	Major:       1,
 	Minor:       0,
-	Type:        astarte.Datastream,
-	Ownership:   astarte.OwnershipServer,
+	Type:        model.Datastream,
+	Ownership:   model.OwnershipServer,
 	Description: "Values pushed by the server, one endpoint per type.",
-	Mappings: []astarte.Mapping{
+	Mappings: []model.Mapping{
 		{
 			Endpoint: "/%{channel}/double",
-			Type:     astarte.Double,
+			Type:     model.Double,
 		},
 		{
 			Endpoint:    "/%{channel}/integer",
-			Type:        astarte.Integer,
-			Reliability: astarte.Guaranteed,
+			Type:        model.Integer,
+			Reliability: model.Guaranteed,
 		},
 		{
 			Endpoint:    "/%{channel}/boolean",
-			Type:        astarte.Boolean,
-			Reliability: astarte.Unique,
+			Type:        model.Boolean,
+			Reliability: model.Unique,
 		},
 		{
 			Endpoint: "/%{channel}/longinteger",
-			Type:     astarte.LongInteger,
+			Type:     model.LongInteger,
 		},
 		{
 			Endpoint:    "/%{channel}/string",
-			Type:        astarte.String,
-			Reliability: astarte.Guaranteed,
+			Type:        model.String,
+			Reliability: model.Guaranteed,
 		},
 		{
 			Endpoint:    "/%{channel}/binaryblob",
-			Type:        astarte.BinaryBlob,
-			Reliability: astarte.Unique,
+			Type:        model.BinaryBlob,
+			Reliability: model.Unique,
 		},
 		{
 			Endpoint: "/%{channel}/datetime",
-			Type:     astarte.DateTime,
+			Type:     model.DateTime,
 		},
 		{
 			Endpoint:    "/%{channel}/doublearray",
-			Type:        astarte.DoubleArray,
-			Reliability: astarte.Guaranteed,
+			Type:        model.DoubleArray,
+			Reliability: model.Guaranteed,
 		},
 		{
 			Endpoint:    "/%{channel}/integerarray",
-			Type:        astarte.IntegerArray,
-			Reliability: astarte.Unique,
+			Type:        model.IntegerArray,
+			Reliability: model.Unique,
 		},
 		{
 			Endpoint: "/%{channel}/booleanarray",
-			Type:     astarte.BooleanArray,
+			Type:     model.BooleanArray,
 		},
 		{
 			Endpoint:    "/%{channel}/longintegerarray",
-			Type:        astarte.LongIntegerArray,
-			Reliability: astarte.Guaranteed,
+			Type:        model.LongIntegerArray,
+			Reliability: model.Guaranteed,
 		},
 		{
 			Endpoint:    "/%{channel}/stringarray",
-			Type:        astarte.StringArray,
-			Reliability: astarte.Unique,
+			Type:        model.StringArray,
+			Reliability: model.Unique,
 		},
 		{
 			Endpoint: "/%{channel}/binaryblobarray",
-			Type:     astarte.BinaryBlobArray,
+			Type:     model.BinaryBlobArray,
 		},
 		{
 			Endpoint:    "/%{channel}/datetimearray",
-			Type:        astarte.DateTimeArray,
-			Reliability: astarte.Guaranteed,
+			Type:        model.DateTimeArray,
+			Reliability: model.Guaranteed,
 		},
 	},
 }
@@ -194,8 +195,8 @@ func (UnimplementedServerDatastreamHandler) Datetimearray(ctx context.Context, c
 }
 
 // RegisterServerDatastream makes h receive the device's org.astartegen.test.ServerDatastream messages.
-func RegisterServerDatastream(d *astarte.Device, h ServerDatastreamHandler) error {
-	return d.Handle(ServerDatastreamInterface, func(ctx context.Context, in *astarte.Incoming) error {
+func RegisterServerDatastream(d *runtime.Device, h ServerDatastreamHandler) error {
+	return d.Handle(ServerDatastreamInterface, func(ctx context.Context, in *runtime.Incoming) error {
 		switch in.Mapping {
 		case 0:
 			v, err := in.Value.Double()

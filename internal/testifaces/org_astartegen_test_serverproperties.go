@@ -5,94 +5,95 @@ package testifaces
 
 import (
 	"context"
-	astarte "github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"time"
 )
 
 // ServerPropertiesInterface describes org.astartegen.test.ServerProperties v1.0 (server-owned properties).
-var ServerPropertiesInterface = &astarte.Interface{
+var ServerPropertiesInterface = &model.Interface{
 	Name:        "org.astartegen.test.ServerProperties",
 	Major:       1,
 	Minor:       0,
-	Type:        astarte.Properties,
-	Ownership:   astarte.OwnershipServer,
+	Type:        model.Properties,
+	Ownership:   model.OwnershipServer,
 	Description: "Desired configuration.",
 	Doc:         "Set by the operator; the device applies it.",
-	Mappings: []astarte.Mapping{
+	Mappings: []model.Mapping{
 		{
 			Endpoint:    "/settings/double",
-			Type:        astarte.Double,
+			Type:        model.Double,
 			Description: "Desired double setting.",
 		},
 		{
 			Endpoint:    "/settings/integer",
-			Type:        astarte.Integer,
+			Type:        model.Integer,
 			AllowUnset:  true,
 			Description: "Desired integer setting.",
 		},
 		{
 			Endpoint:    "/settings/boolean",
-			Type:        astarte.Boolean,
+			Type:        model.Boolean,
 			Description: "Desired boolean setting.",
 		},
 		{
 			Endpoint:    "/settings/longinteger",
-			Type:        astarte.LongInteger,
+			Type:        model.LongInteger,
 			AllowUnset:  true,
 			Description: "Desired longinteger setting.",
 		},
 		{
 			Endpoint:    "/settings/string",
-			Type:        astarte.String,
+			Type:        model.String,
 			Description: "Desired string setting.",
 		},
 		{
 			Endpoint:    "/settings/binaryblob",
-			Type:        astarte.BinaryBlob,
+			Type:        model.BinaryBlob,
 			AllowUnset:  true,
 			Description: "Desired binaryblob setting.",
 		},
 		{
 			Endpoint:    "/settings/datetime",
-			Type:        astarte.DateTime,
+			Type:        model.DateTime,
 			Description: "Desired datetime setting.",
 		},
 		{
 			Endpoint:    "/settings/doublearray",
-			Type:        astarte.DoubleArray,
+			Type:        model.DoubleArray,
 			AllowUnset:  true,
 			Description: "Desired doublearray setting.",
 		},
 		{
 			Endpoint:    "/settings/integerarray",
-			Type:        astarte.IntegerArray,
+			Type:        model.IntegerArray,
 			Description: "Desired integerarray setting.",
 		},
 		{
 			Endpoint:    "/settings/booleanarray",
-			Type:        astarte.BooleanArray,
+			Type:        model.BooleanArray,
 			AllowUnset:  true,
 			Description: "Desired booleanarray setting.",
 		},
 		{
 			Endpoint:    "/settings/longintegerarray",
-			Type:        astarte.LongIntegerArray,
+			Type:        model.LongIntegerArray,
 			Description: "Desired longintegerarray setting.",
 		},
 		{
 			Endpoint:    "/settings/stringarray",
-			Type:        astarte.StringArray,
+			Type:        model.StringArray,
 			AllowUnset:  true,
 			Description: "Desired stringarray setting.",
 		},
 		{
 			Endpoint:    "/settings/binaryblobarray",
-			Type:        astarte.BinaryBlobArray,
+			Type:        model.BinaryBlobArray,
 			Description: "Desired binaryblobarray setting.",
 		},
 		{
 			Endpoint:    "/settings/datetimearray",
-			Type:        astarte.DateTimeArray,
+			Type:        model.DateTimeArray,
 			AllowUnset:  true,
 			Description: "Desired datetimearray setting.",
 		},
@@ -105,11 +106,11 @@ var ServerPropertiesInterface = &astarte.Interface{
 //
 // Set by the operator; the device applies it.
 type ServerProperties struct {
-	d *astarte.Device
+	d *runtime.Device
 }
 
 // NewServerProperties returns the ServerProperties of a device created with ServerPropertiesInterface.
-func NewServerProperties(d *astarte.Device) ServerProperties {
+func NewServerProperties(d *runtime.Device) ServerProperties {
 	return ServerProperties{d: d}
 }
 
@@ -300,8 +301,8 @@ func (UnimplementedServerPropertiesHandler) UnsetSettingsDatetimearray(ctx conte
 }
 
 // RegisterServerProperties makes h receive the device's org.astartegen.test.ServerProperties messages.
-func RegisterServerProperties(d *astarte.Device, h ServerPropertiesHandler) error {
-	return d.Handle(ServerPropertiesInterface, func(ctx context.Context, in *astarte.Incoming) error {
+func RegisterServerProperties(d *runtime.Device, h ServerPropertiesHandler) error {
+	return d.Handle(ServerPropertiesInterface, func(ctx context.Context, in *runtime.Incoming) error {
 		switch in.Mapping {
 		case 0:
 			if in.Unset {

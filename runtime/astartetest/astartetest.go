@@ -6,6 +6,7 @@
 package astartetest
 
 import (
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"testing"
 
 	"github.com/astarte-gen/astarte-gen/runtime"
@@ -20,7 +21,7 @@ const DefaultRealm = "test"
 type Astarte struct {
 	realm  string
 	ca     *CA
-	ifaces map[string]*runtime.Interface
+	ifaces map[string]*model.Interface
 	pairingSide
 	brokerSide
 	faults faults
@@ -28,7 +29,7 @@ type Astarte struct {
 
 // Start starts a fake Astarte with the given interfaces installed, for use
 // outside tests (examples, demos). Stop it with Close.
-func Start(ifaces ...*runtime.Interface) (*Astarte, error) {
+func Start(ifaces ...*model.Interface) (*Astarte, error) {
 	return StartWith(Options{}, ifaces...)
 }
 
@@ -41,12 +42,12 @@ type Options struct {
 }
 
 // StartWith is Start with options.
-func StartWith(opts Options, ifaces ...*runtime.Interface) (*Astarte, error) {
+func StartWith(opts Options, ifaces ...*model.Interface) (*Astarte, error) {
 	ca, err := NewCA()
 	if err != nil {
 		return nil, err
 	}
-	a := &Astarte{realm: DefaultRealm, ca: ca, ifaces: map[string]*runtime.Interface{}}
+	a := &Astarte{realm: DefaultRealm, ca: ca, ifaces: map[string]*model.Interface{}}
 	a.addr, a.pairingAddr = opts.BrokerAddr, opts.PairingAddr
 	for _, i := range ifaces {
 		a.ifaces[i.Name] = i
@@ -63,7 +64,7 @@ func StartWith(opts Options, ifaces ...*runtime.Interface) (*Astarte, error) {
 
 // New starts a fake Astarte for a test and stops it when the test ends. It
 // fails the test if anything cannot start.
-func New(t testing.TB, ifaces ...*runtime.Interface) *Astarte {
+func New(t testing.TB, ifaces ...*model.Interface) *Astarte {
 	t.Helper()
 	a, err := Start(ifaces...)
 	if err != nil {

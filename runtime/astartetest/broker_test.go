@@ -2,6 +2,7 @@ package astartetest_test
 
 import (
 	"crypto/tls"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"testing"
 	"time"
 
@@ -11,9 +12,9 @@ import (
 	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
 )
 
-var values = &runtime.Interface{
-	Name: "org.astartegen.test.Values", Major: 1, Minor: 0, Type: runtime.Datastream, Ownership: runtime.OwnershipDevice,
-	Mappings: []runtime.Mapping{{Endpoint: "/v", Type: runtime.Integer, Reliability: runtime.Guaranteed}},
+var values = &model.Interface{
+	Name: "org.astartegen.test.Values", Major: 1, Minor: 0, Type: model.Datastream, Ownership: model.OwnershipDevice,
+	Mappings: []model.Mapping{{Endpoint: "/v", Type: model.Integer, Reliability: model.Guaranteed}},
 }
 
 const (

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"math"
 	"os"
 	"path/filepath"
@@ -95,7 +96,7 @@ func TestConformancePythonSDK(t *testing.T) {
 	if err != nil || len(res.Errors()) > 0 {
 		t.Fatalf("interfaces: %v %v", err, res.Errors())
 	}
-	var ifaces []*runtime.Interface
+	var ifaces []*model.Interface
 	for _, l := range res.Interfaces {
 		ifaces = append(ifaces, l.Interface)
 	}
@@ -207,7 +208,7 @@ func TestConformancePythonSDK(t *testing.T) {
 			t.Errorf("%s: %v", call.Name, err)
 		default:
 			got := dec.Value.Any()
-			if iface.Aggregation == runtime.Object {
+			if iface.Aggregation == model.Object {
 				obj := map[string]any{}
 				for _, f := range dec.Fields {
 					obj[iface.Mappings[f.Mapping].LastLevel()] = f.Value.Any()
@@ -240,7 +241,7 @@ func replayConnect(t *testing.T, a *Astarte, cert tls.Certificate, clean bool) m
 
 // recordedValue converts a recorded JSON value to what Value.Any returns
 // for its Astarte type (for an object, per field).
-func recordedValue(t *testing.T, iface *runtime.Interface, typ string, raw json.RawMessage, obj map[string]struct {
+func recordedValue(t *testing.T, iface *model.Interface, typ string, raw json.RawMessage, obj map[string]struct {
 	Type  string          `json:"type"`
 	Value json.RawMessage `json:"value"`
 }) any {
@@ -255,7 +256,7 @@ func recordedValue(t *testing.T, iface *runtime.Interface, typ string, raw json.
 	if raw == nil {
 		return nil
 	}
-	vt, ok := runtime.ParseValueType(typ)
+	vt, ok := model.ParseValueType(typ)
 	if !ok {
 		t.Fatalf("recorded type %q", typ)
 	}
@@ -273,14 +274,14 @@ func recordedValue(t *testing.T, iface *runtime.Interface, typ string, raw json.
 }
 
 // normalize gives fromJSON's result the Go type Value.Any returns.
-func normalize(t runtime.ValueType, x any) any {
-	conv := func(st runtime.ValueType, e any) any {
+func normalize(t model.ValueType, x any) any {
+	conv := func(st model.ValueType, e any) any {
 		switch st {
-		case runtime.Integer:
+		case model.Integer:
 			return int32(e.(int64))
-		case runtime.LongInteger:
+		case model.LongInteger:
 			return e.(int64)
-		case runtime.DateTime:
+		case model.DateTime:
 			return e.(time.Time).UTC()
 		}
 		return e
@@ -290,23 +291,23 @@ func normalize(t runtime.ValueType, x any) any {
 	}
 	elems := x.([]any)
 	switch t.Scalar() {
-	case runtime.Double:
+	case model.Double:
 		return typed[float64](elems, t, conv)
-	case runtime.Integer:
+	case model.Integer:
 		return typed[int32](elems, t, conv)
-	case runtime.LongInteger:
+	case model.LongInteger:
 		return typed[int64](elems, t, conv)
-	case runtime.Boolean:
+	case model.Boolean:
 		return typed[bool](elems, t, conv)
-	case runtime.String:
+	case model.String:
 		return typed[string](elems, t, conv)
-	case runtime.BinaryBlob:
+	case model.BinaryBlob:
 		return typed[[]byte](elems, t, conv)
 	}
 	return typed[time.Time](elems, t, conv)
 }
 
-func typed[T any](elems []any, t runtime.ValueType, conv func(runtime.ValueType, any) any) []T {
+func typed[T any](elems []any, t model.ValueType, conv func(model.ValueType, any) any) []T {
 	out := make([]T, len(elems))
 	for i, e := range elems {
 		out[i] = conv(t.Scalar(), e).(T)

@@ -7,11 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"net/http"
 	"slices"
 	"time"
-
-	"github.com/astarte-gen/astarte-gen/runtime"
 )
 
 // ControlHandler returns the fake's control API, a small JSON HTTP API that
@@ -195,7 +194,7 @@ func (a *Astarte) valueFromJSON(iface, path string, raw json.RawMessage) (any, e
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("value: %w", err)
 	}
-	if i.Aggregation != runtime.Object {
+	if i.Aggregation != model.Object {
 		return fromJSON(i.Mappings[m.Index].Type, v)
 	}
 	fields, ok := v.(map[string]any)
@@ -222,7 +221,7 @@ func (a *Astarte) valueFromJSON(iface, path string, raw json.RawMessage) (any, e
 
 // fromJSON converts one decoded JSON value (numbers as json.Number) to the
 // Go type of an Astarte type.
-func fromJSON(t runtime.ValueType, v any) (any, error) {
+func fromJSON(t model.ValueType, v any) (any, error) {
 	if t.IsArray() {
 		elems, ok := v.([]any)
 		if !ok {
@@ -241,24 +240,24 @@ func fromJSON(t runtime.ValueType, v any) (any, error) {
 	switch x := v.(type) {
 	case json.Number:
 		switch t {
-		case runtime.Double:
+		case model.Double:
 			return x.Float64()
-		case runtime.Integer, runtime.LongInteger:
+		case model.Integer, model.LongInteger:
 			return x.Int64()
 		}
 	case string:
 		switch t {
-		case runtime.String:
+		case model.String:
 			return x, nil
-		case runtime.BinaryBlob:
+		case model.BinaryBlob:
 			return base64.StdEncoding.DecodeString(x)
-		case runtime.DateTime:
+		case model.DateTime:
 			return time.Parse(time.RFC3339Nano, x)
-		case runtime.LongInteger: // JSON APIs write longinteger as a string
+		case model.LongInteger: // JSON APIs write longinteger as a string
 			return json.Number(x).Int64()
 		}
 	case bool:
-		if t == runtime.Boolean {
+		if t == model.Boolean {
 			return x, nil
 		}
 	}

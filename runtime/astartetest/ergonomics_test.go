@@ -3,6 +3,7 @@ package astartetest_test
 import (
 	"crypto/tls"
 	"errors"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"net/http"
 	"strings"
 	"testing"
@@ -15,18 +16,18 @@ import (
 	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
 )
 
-var serverIfaces = []*runtime.Interface{
+var serverIfaces = []*model.Interface{
 	{
-		Name: "org.astartegen.test.ServerStream", Major: 1, Type: runtime.Datastream, Ownership: runtime.OwnershipServer,
-		Mappings: []runtime.Mapping{
-			{Endpoint: "/at", Type: runtime.Integer, ExplicitTimestamp: true, Reliability: runtime.Guaranteed},
+		Name: "org.astartegen.test.ServerStream", Major: 1, Type: model.Datastream, Ownership: model.OwnershipServer,
+		Mappings: []model.Mapping{
+			{Endpoint: "/at", Type: model.Integer, ExplicitTimestamp: true, Reliability: model.Guaranteed},
 		},
 	},
 	{
-		Name: "org.astartegen.test.ServerProps", Major: 1, Type: runtime.Properties, Ownership: runtime.OwnershipServer,
-		Mappings: []runtime.Mapping{
-			{Endpoint: "/fixed", Type: runtime.Integer},
-			{Endpoint: "/free", Type: runtime.Integer, AllowUnset: true},
+		Name: "org.astartegen.test.ServerProps", Major: 1, Type: model.Properties, Ownership: model.OwnershipServer,
+		Mappings: []model.Mapping{
+			{Endpoint: "/fixed", Type: model.Integer},
+			{Endpoint: "/free", Type: model.Integer, AllowUnset: true},
 		},
 	},
 }

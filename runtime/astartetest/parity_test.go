@@ -5,6 +5,7 @@ import (
 	"compress/zlib"
 	"crypto/tls"
 	"encoding/binary"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"math"
 	"reflect"
 	"slices"
@@ -14,45 +15,44 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 
-	"github.com/astarte-gen/astarte-gen/runtime"
 	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
 )
 
 // Interfaces of the decoder parity tests.
 var (
-	parityDS = &runtime.Interface{
-		Name: "org.astartegen.parity.Stream", Major: 1, Type: runtime.Datastream, Ownership: runtime.OwnershipDevice,
-		Mappings: []runtime.Mapping{
-			{Endpoint: "/i", Type: runtime.Integer},
-			{Endpoint: "/l", Type: runtime.LongInteger},
-			{Endpoint: "/d", Type: runtime.Double},
-			{Endpoint: "/s", Type: runtime.String},
-			{Endpoint: "/b", Type: runtime.BinaryBlob},
-			{Endpoint: "/bool", Type: runtime.Boolean},
-			{Endpoint: "/la", Type: runtime.LongIntegerArray},
-			{Endpoint: "/ia", Type: runtime.IntegerArray},
-			{Endpoint: "/ts", Type: runtime.Integer, ExplicitTimestamp: true},
-			{Endpoint: "/deep/%{p}/x", Type: runtime.Integer},
+	parityDS = &model.Interface{
+		Name: "org.astartegen.parity.Stream", Major: 1, Type: model.Datastream, Ownership: model.OwnershipDevice,
+		Mappings: []model.Mapping{
+			{Endpoint: "/i", Type: model.Integer},
+			{Endpoint: "/l", Type: model.LongInteger},
+			{Endpoint: "/d", Type: model.Double},
+			{Endpoint: "/s", Type: model.String},
+			{Endpoint: "/b", Type: model.BinaryBlob},
+			{Endpoint: "/bool", Type: model.Boolean},
+			{Endpoint: "/la", Type: model.LongIntegerArray},
+			{Endpoint: "/ia", Type: model.IntegerArray},
+			{Endpoint: "/ts", Type: model.Integer, ExplicitTimestamp: true},
+			{Endpoint: "/deep/%{p}/x", Type: model.Integer},
 		},
 	}
-	parityProps = &runtime.Interface{
-		Name: "org.astartegen.parity.Props", Major: 1, Type: runtime.Properties, Ownership: runtime.OwnershipDevice,
-		Mappings: []runtime.Mapping{
-			{Endpoint: "/%{s}/blob", Type: runtime.BinaryBlob, AllowUnset: true},
-			{Endpoint: "/%{s}/fixed", Type: runtime.BinaryBlob},
+	parityProps = &model.Interface{
+		Name: "org.astartegen.parity.Props", Major: 1, Type: model.Properties, Ownership: model.OwnershipDevice,
+		Mappings: []model.Mapping{
+			{Endpoint: "/%{s}/blob", Type: model.BinaryBlob, AllowUnset: true},
+			{Endpoint: "/%{s}/fixed", Type: model.BinaryBlob},
 		},
 	}
-	parityObj = &runtime.Interface{
-		Name: "org.astartegen.parity.Obj", Major: 1, Type: runtime.Datastream, Ownership: runtime.OwnershipDevice,
-		Aggregation: runtime.Object,
-		Mappings: []runtime.Mapping{
-			{Endpoint: "/%{s}/a", Type: runtime.Double},
-			{Endpoint: "/%{s}/b", Type: runtime.Integer},
+	parityObj = &model.Interface{
+		Name: "org.astartegen.parity.Obj", Major: 1, Type: model.Datastream, Ownership: model.OwnershipDevice,
+		Aggregation: model.Object,
+		Mappings: []model.Mapping{
+			{Endpoint: "/%{s}/a", Type: model.Double},
+			{Endpoint: "/%{s}/b", Type: model.Integer},
 		},
 	}
-	parityServer = &runtime.Interface{
-		Name: "org.astartegen.parity.Server", Major: 1, Type: runtime.Datastream, Ownership: runtime.OwnershipServer,
-		Mappings: []runtime.Mapping{{Endpoint: "/i", Type: runtime.Integer}},
+	parityServer = &model.Interface{
+		Name: "org.astartegen.parity.Server", Major: 1, Type: model.Datastream, Ownership: model.OwnershipServer,
+		Mappings: []model.Mapping{{Endpoint: "/i", Type: model.Integer}},
 	}
 	parityIntrospection = "org.astartegen.parity.Stream:1:0;org.astartegen.parity.Props:1:0;org.astartegen.parity.Obj:1:0;org.astartegen.parity.Server:1:0"
 )

@@ -3,6 +3,7 @@ package astartetest
 import (
 	"errors"
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"maps"
 	"slices"
 	"strconv"
@@ -34,7 +35,7 @@ type Received struct {
 // deviceState is what the fake Astarte knows of one device.
 type deviceState struct {
 	mu            sync.Mutex
-	introspection map[string]*runtime.Interface // name → installed interface
+	introspection map[string]*model.Interface // name → installed interface
 	rawIntro      string
 	received      []Received
 	receivedIn    []int             // the session number of each received message
@@ -111,7 +112,7 @@ func (a *Astarte) receive(deviceID, rest string, payload []byte, qos byte) (stri
 
 // setIntrospection parses "name:major:minor;…" strictly (spec §3.6).
 func (a *Astarte) setIntrospection(st *deviceState, text string) (string, error) {
-	ifaces := map[string]*runtime.Interface{}
+	ifaces := map[string]*model.Interface{}
 	if text != "" {
 		for _, tok := range strings.Split(text, ";") {
 			parts := strings.Split(tok, ":")
@@ -223,14 +224,14 @@ func (a *Astarte) receiveData(st *deviceState, name, path string, payload []byte
 	if iface == nil {
 		return "interface_loading_failed", fmt.Errorf("%s not in the introspection or not installed", name)
 	}
-	if iface.Ownership != runtime.OwnershipDevice {
+	if iface.Ownership != model.OwnershipDevice {
 		return "write_on_server_owned_interface", errors.New(name)
 	}
 	if strings.Contains(path, "//") {
 		return "invalid_path", errors.New(path)
 	}
 	match, err := iface.Match(path)
-	if err != nil && iface.Aggregation == runtime.Individual && prefixOfEndpoint(iface, path) {
+	if err != nil && iface.Aggregation == model.Individual && prefixOfEndpoint(iface, path) {
 		return "ambiguous_path", err
 	}
 	if err != nil {
@@ -246,7 +247,7 @@ func (a *Astarte) receiveData(st *deviceState, name, path string, payload []byte
 	}
 	switch {
 	case dec.Unset:
-	case iface.Aggregation == runtime.Object:
+	case iface.Aggregation == model.Object:
 		obj := map[string]any{}
 		for _, f := range dec.Fields {
 			obj[iface.Mappings[f.Mapping].LastLevel()] = f.Value.Any()
@@ -257,7 +258,7 @@ func (a *Astarte) receiveData(st *deviceState, name, path string, payload []byte
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if iface.Type == runtime.Properties {
+	if iface.Type == model.Properties {
 		if dec.Unset {
 			delete(st.deviceProps, name+path)
 		} else {
@@ -273,7 +274,7 @@ func (a *Astarte) receiveData(st *deviceState, name, path string, payload []byte
 
 // prefixOfEndpoint reports whether path is a strict prefix of one of the
 // interface's endpoints (Astarte's ambiguous_path).
-func prefixOfEndpoint(iface *runtime.Interface, path string) bool {
+func prefixOfEndpoint(iface *model.Interface, path string) bool {
 	levels := strings.Split(strings.Trim(path, "/"), "/")
 	for _, m := range iface.Mappings {
 		ep := strings.Split(strings.Trim(m.Endpoint, "/"), "/")
@@ -321,9 +322,9 @@ func setCapabilities(st *deviceState, payload []byte) (string, error) {
 	return "", nil
 }
 
-func decodeErrorName(iface *runtime.Interface, err error) string {
+func decodeErrorName(iface *model.Interface, err error) string {
 	switch {
-	case errors.Is(err, runtime.ErrUnsetNotAllowed) && iface.Type == runtime.Datastream:
+	case errors.Is(err, runtime.ErrUnsetNotAllowed) && iface.Type == model.Datastream:
 		return "unset_on_datastream"
 	case errors.Is(err, runtime.ErrUnsetNotAllowed):
 		return "unset_not_allowed"
@@ -340,15 +341,15 @@ func decodeErrorName(iface *runtime.Interface, err error) string {
 // server-to-device controls
 
 // serverMapping resolves a server-owned interface path of the given type.
-func (a *Astarte) serverMapping(iface, path string, typ runtime.InterfaceType) (*runtime.Interface, runtime.Match, error) {
+func (a *Astarte) serverMapping(iface, path string, typ model.InterfaceType) (*model.Interface, model.Match, error) {
 	i, ok := a.ifaces[iface]
 	switch {
 	case !ok:
-		return nil, runtime.Match{}, fmt.Errorf("interface %s not installed", iface)
-	case i.Ownership != runtime.OwnershipServer:
-		return nil, runtime.Match{}, fmt.Errorf("%s is device-owned", iface)
+		return nil, model.Match{}, fmt.Errorf("interface %s not installed", iface)
+	case i.Ownership != model.OwnershipServer:
+		return nil, model.Match{}, fmt.Errorf("%s is device-owned", iface)
 	case i.Type != typ:
-		return nil, runtime.Match{}, fmt.Errorf("%s is not a %s interface", iface, typ)
+		return nil, model.Match{}, fmt.Errorf("%s is not a %s interface", iface, typ)
 	}
 	m, err := i.Match(path)
 	return i, m, err
@@ -356,7 +357,7 @@ func (a *Astarte) serverMapping(iface, path string, typ runtime.InterfaceType) (
 
 // serverMessage encodes value for a server-owned interface path, with t
 // = ts when the mapping takes an explicit timestamp and ts is not zero.
-func (a *Astarte) serverMessage(iface, path string, typ runtime.InterfaceType, value any, ts time.Time) (*runtime.Interface, runtime.Match, []byte, error) {
+func (a *Astarte) serverMessage(iface, path string, typ model.InterfaceType, value any, ts time.Time) (*model.Interface, model.Match, []byte, error) {
 	i, m, err := a.serverMapping(iface, path, typ)
 	if err != nil {
 		return nil, m, nil, err
@@ -390,7 +391,7 @@ func (a *Astarte) SendDatastream(deviceID, iface, path string, value any) error 
 // sent when the mapping has explicit_timestamp and ts is not zero, left
 // out otherwise (as Astarte does).
 func (a *Astarte) SendDatastreamAt(deviceID, iface, path string, value any, ts time.Time) error {
-	i, m, payload, err := a.serverMessage(iface, path, runtime.Datastream, value, ts)
+	i, m, payload, err := a.serverMessage(iface, path, model.Datastream, value, ts)
 	if err != nil {
 		return deviceError(deviceID, err)
 	}
@@ -400,7 +401,7 @@ func (a *Astarte) SendDatastreamAt(deviceID, iface, path string, value any, ts t
 // SetProperty sets a server-owned property: Astarte stores it and publishes
 // it (a device that is offline gets it at its next emptyCache).
 func (a *Astarte) SetProperty(deviceID, iface, path string, value any) error {
-	_, _, payload, err := a.serverMessage(iface, path, runtime.Properties, value, time.Time{})
+	_, _, payload, err := a.serverMessage(iface, path, model.Properties, value, time.Time{})
 	if err != nil {
 		return deviceError(deviceID, err)
 	}
@@ -415,7 +416,7 @@ func (a *Astarte) SetProperty(deviceID, iface, path string, value any) error {
 // Like SetProperty it checks the interface and path, and the mapping must
 // allow unset.
 func (a *Astarte) UnsetProperty(deviceID, iface, path string) error {
-	i, m, err := a.serverMapping(iface, path, runtime.Properties)
+	i, m, err := a.serverMapping(iface, path, model.Properties)
 	if err != nil {
 		return deviceError(deviceID, err)
 	}

@@ -5,24 +5,25 @@ package api
 
 import (
 	"context"
-	astarte "github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"time"
 )
 
 // CommandResponsesInterface describes org.astartegen.quickstart.CommandResponses v1.0 (device-owned datastream).
-var CommandResponsesInterface = &astarte.Interface{
+var CommandResponsesInterface = &model.Interface{
 	Name:        "org.astartegen.quickstart.CommandResponses",
 	Major:       1,
 	Minor:       0,
-	Type:        astarte.Datastream,
-	Ownership:   astarte.OwnershipDevice,
+	Type:        model.Datastream,
+	Ownership:   model.OwnershipDevice,
 	Description: "The outcome of each command.",
-	Mappings: []astarte.Mapping{
+	Mappings: []model.Mapping{
 		{
 			Endpoint:    "/%{command_id}/result",
-			Type:        astarte.String,
-			Reliability: astarte.Unique,
-			Retention:   astarte.Stored,
+			Type:        model.String,
+			Reliability: model.Unique,
+			Retention:   model.Stored,
 		},
 	},
 }
@@ -31,11 +32,11 @@ var CommandResponsesInterface = &astarte.Interface{
 //
 // The outcome of each command.
 type CommandResponses struct {
-	d *astarte.Device
+	d *runtime.Device
 }
 
 // NewCommandResponses returns the CommandResponses of a device created with CommandResponsesInterface.
-func NewCommandResponses(d *astarte.Device) CommandResponses {
+func NewCommandResponses(d *runtime.Device) CommandResponses {
 	return CommandResponses{d: d}
 }
 

@@ -5,23 +5,24 @@ package api
 
 import (
 	"context"
-	astarte "github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"time"
 )
 
 // CommandsInterface describes org.astartegen.quickstart.Commands v1.0 (server-owned datastream).
-var CommandsInterface = &astarte.Interface{
+var CommandsInterface = &model.Interface{
 	Name:        "org.astartegen.quickstart.Commands",
 	Major:       1,
 	Minor:       0,
-	Type:        astarte.Datastream,
-	Ownership:   astarte.OwnershipServer,
+	Type:        model.Datastream,
+	Ownership:   model.OwnershipServer,
 	Description: "Commands for the device; each has an ID its response carries.",
-	Mappings: []astarte.Mapping{
+	Mappings: []model.Mapping{
 		{
 			Endpoint:    "/%{command_id}/run",
-			Type:        astarte.String,
-			Reliability: astarte.Unique,
+			Type:        model.String,
+			Reliability: model.Unique,
 		},
 	},
 }
@@ -43,8 +44,8 @@ func (UnimplementedCommandsHandler) Run(ctx context.Context, commandID string, v
 }
 
 // RegisterCommands makes h receive the device's org.astartegen.quickstart.Commands messages.
-func RegisterCommands(d *astarte.Device, h CommandsHandler) error {
-	return d.Handle(CommandsInterface, func(ctx context.Context, in *astarte.Incoming) error {
+func RegisterCommands(d *runtime.Device, h CommandsHandler) error {
+	return d.Handle(CommandsInterface, func(ctx context.Context, in *runtime.Incoming) error {
 		switch in.Mapping {
 		case 0:
 			v, err := in.Value.String()

@@ -5,21 +5,22 @@ package api
 
 import (
 	"context"
-	astarte "github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
 // DesiredConfigInterface describes org.astartegen.quickstart.DesiredConfig v1.0 (server-owned properties).
-var DesiredConfigInterface = &astarte.Interface{
+var DesiredConfigInterface = &model.Interface{
 	Name:        "org.astartegen.quickstart.DesiredConfig",
 	Major:       1,
 	Minor:       0,
-	Type:        astarte.Properties,
-	Ownership:   astarte.OwnershipServer,
+	Type:        model.Properties,
+	Ownership:   model.OwnershipServer,
 	Description: "The configuration the operator wants the device to run.",
-	Mappings: []astarte.Mapping{
+	Mappings: []model.Mapping{
 		{
 			Endpoint:    "/sampling_period_ms",
-			Type:        astarte.Integer,
+			Type:        model.Integer,
 			AllowUnset:  true,
 			Description: "Unset: back to the default period.",
 		},
@@ -30,11 +31,11 @@ var DesiredConfigInterface = &astarte.Interface{
 //
 // The configuration the operator wants the device to run.
 type DesiredConfig struct {
-	d *astarte.Device
+	d *runtime.Device
 }
 
 // NewDesiredConfig returns the DesiredConfig of a device created with DesiredConfigInterface.
-func NewDesiredConfig(d *astarte.Device) DesiredConfig {
+func NewDesiredConfig(d *runtime.Device) DesiredConfig {
 	return DesiredConfig{d: d}
 }
 
@@ -64,8 +65,8 @@ func (UnimplementedDesiredConfigHandler) UnsetSamplingPeriodMs(ctx context.Conte
 }
 
 // RegisterDesiredConfig makes h receive the device's org.astartegen.quickstart.DesiredConfig messages.
-func RegisterDesiredConfig(d *astarte.Device, h DesiredConfigHandler) error {
-	return d.Handle(DesiredConfigInterface, func(ctx context.Context, in *astarte.Incoming) error {
+func RegisterDesiredConfig(d *runtime.Device, h DesiredConfigHandler) error {
+	return d.Handle(DesiredConfigInterface, func(ctx context.Context, in *runtime.Incoming) error {
 		switch in.Mapping {
 		case 0:
 			if in.Unset {

@@ -5,26 +5,27 @@ package api
 
 import (
 	"context"
-	astarte "github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"time"
 )
 
 // ReportedConfigInterface describes org.astartegen.quickstart.ReportedConfig v1.0 (device-owned properties).
-var ReportedConfigInterface = &astarte.Interface{
+var ReportedConfigInterface = &model.Interface{
 	Name:        "org.astartegen.quickstart.ReportedConfig",
 	Major:       1,
 	Minor:       0,
-	Type:        astarte.Properties,
-	Ownership:   astarte.OwnershipDevice,
+	Type:        model.Properties,
+	Ownership:   model.OwnershipDevice,
 	Description: "The configuration the device is running.",
-	Mappings: []astarte.Mapping{
+	Mappings: []model.Mapping{
 		{
 			Endpoint: "/sampling_period_ms",
-			Type:     astarte.Integer,
+			Type:     model.Integer,
 		},
 		{
 			Endpoint: "/firmware_version",
-			Type:     astarte.String,
+			Type:     model.String,
 		},
 	},
 }
@@ -33,11 +34,11 @@ var ReportedConfigInterface = &astarte.Interface{
 //
 // The configuration the device is running.
 type ReportedConfig struct {
-	d *astarte.Device
+	d *runtime.Device
 }
 
 // NewReportedConfig returns the ReportedConfig of a device created with ReportedConfigInterface.
-func NewReportedConfig(d *astarte.Device) ReportedConfig {
+func NewReportedConfig(d *runtime.Device) ReportedConfig {
 	return ReportedConfig{d: d}
 }
 

@@ -5,33 +5,34 @@ package api
 
 import (
 	"context"
-	astarte "github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"time"
 )
 
 // TelemetryInterface describes org.astartegen.quickstart.Telemetry v1.0 (device-owned datastream).
-var TelemetryInterface = &astarte.Interface{
+var TelemetryInterface = &model.Interface{
 	Name:        "org.astartegen.quickstart.Telemetry",
 	Major:       1,
 	Minor:       0,
-	Type:        astarte.Datastream,
-	Ownership:   astarte.OwnershipDevice,
+	Type:        model.Datastream,
+	Ownership:   model.OwnershipDevice,
 	Description: "Sensor readings. Kept on disk while offline (stored) and sent with the time they were taken.",
-	Mappings: []astarte.Mapping{
+	Mappings: []model.Mapping{
 		{
 			Endpoint:          "/%{sensor_id}/temperature",
-			Type:              astarte.Double,
-			Reliability:       astarte.Guaranteed,
-			Retention:         astarte.Stored,
+			Type:              model.Double,
+			Reliability:       model.Guaranteed,
+			Retention:         model.Stored,
 			Expiry:            86400 * time.Second,
 			ExplicitTimestamp: true,
 			Description:       "Degrees Celsius.",
 		},
 		{
 			Endpoint:          "/%{sensor_id}/humidity",
-			Type:              astarte.Double,
-			Reliability:       astarte.Guaranteed,
-			Retention:         astarte.Stored,
+			Type:              model.Double,
+			Reliability:       model.Guaranteed,
+			Retention:         model.Stored,
 			Expiry:            86400 * time.Second,
 			ExplicitTimestamp: true,
 			Description:       "Relative humidity, percent.",
@@ -43,11 +44,11 @@ var TelemetryInterface = &astarte.Interface{
 //
 // Sensor readings. Kept on disk while offline (stored) and sent with the time they were taken.
 type Telemetry struct {
-	d *astarte.Device
+	d *runtime.Device
 }
 
 // NewTelemetry returns the Telemetry of a device created with TelemetryInterface.
-func NewTelemetry(d *astarte.Device) Telemetry {
+func NewTelemetry(d *runtime.Device) Telemetry {
 	return Telemetry{d: d}
 }
 

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"log"
 	"os"
 	"time"
@@ -43,7 +44,7 @@ func main() {
 	if err != nil || len(res.Errors()) > 0 {
 		log.Fatal("interfaces: ", err, res.Errors())
 	}
-	var ifaces []*runtime.Interface
+	var ifaces []*model.Interface
 	for _, l := range res.Interfaces {
 		ifaces = append(ifaces, l.Interface)
 	}
@@ -57,7 +58,7 @@ func main() {
 	defer d.Close(context.Background())
 	got := make(chan string, 1)
 	for _, i := range ifaces {
-		if i.Ownership == runtime.OwnershipServer {
+		if i.Ownership == model.OwnershipServer {
 			_ = d.Handle(i, func(_ context.Context, in *runtime.Incoming) error {
 				s, _ := in.Value.String()
 				got <- in.Interface.Name + in.Path + "=" + s

@@ -1,4 +1,4 @@
-package runtime
+package model
 
 // The enums below mirror the string values of Astarte interface files
 // (spec §4.1, §4.2). For fields that have a default in the interface

@@ -1,4 +1,16 @@
-package runtime
+// Package model describes Astarte interfaces as plain Go data: the
+// Interface and Mapping descriptors with their defaults applied, the enums
+// of interface files, endpoint parsing, path matching, path-parameter
+// checks and the introspection string. It imports only the standard
+// library, so that the generator (schema, gen, cmd/astarte-gen) and the
+// device runtime share one model without the generator linking the
+// device's MQTT client, store or pairing code.
+//
+// Descriptors come from schema.Parse or from generated code (each
+// generated package returns fresh copies from its Interfaces function).
+// They are plain values: a Device copies the ones it is given, so changing
+// a descriptor later changes nothing on a running device.
+package model
 
 import (
 	"errors"
@@ -9,12 +21,6 @@ import (
 	"time"
 	"unicode/utf8"
 )
-
-// SupportPackageIsVersion1 is referenced by generated code. A package
-// generated for a newer runtime refers to a constant this runtime lacks,
-// which turns a version skew into a build error naming the fix: upgrade
-// github.com/astarte-gen/astarte-gen or regenerate.
-const SupportPackageIsVersion1 = true
 
 // Interface describes one Astarte interface with its defaults applied. It is
 // plain data: schema.Parse builds it from JSON and generated code declares it
