@@ -102,13 +102,13 @@ func fields(pairs ...Code) *Statement {
 }
 
 func emitPackage(f *File, pl *plan) {
-	f.Comment("The generated code refers to this constant so that a runtime too old\nfor it is a build error: upgrade github.com/astarte-gen/astarte-gen or\nregenerate with the astarte-gen of the runtime in use.")
-	f.Const().Id("_").Op("=").Add(rt("SupportPackageIsVersion1"))
+	f.Comment("The generated code refers to this constant so that a runtime of another\nversion is a build error: use the astarte-gen and runtime of one module\nversion (go generate after upgrading github.com/astarte-gen/astarte-gen).")
+	f.Const().Id("_").Op("=").Add(rt("SupportPackageIsVersion2"))
 	var list []Code
 	for _, ip := range pl.ifaces {
-		list = append(list, Id(ip.typeName+"Interface"))
+		list = append(list, Id(ip.descVar()).Dot("Clone").Call())
 	}
-	f.Comment("Interfaces returns every interface of this package, for runtime.New.")
+	f.Comment("Interfaces returns copies of every interface of this package, for\nruntime.New.")
 	f.Func().Id("Interfaces").Params().Index().Op("*").Add(md("Interface")).Block(
 		Return(Index().Op("*").Add(md("Interface")).ValuesFunc(func(g *Group) {
 			for _, c := range list {
@@ -125,8 +125,10 @@ func kind(i *model.Interface) string {
 
 func emitInterface(f *File, ip *ifacePlan) {
 	i := ip.Interface
-	f.Comment(fmt.Sprintf("%sInterface describes %s v%d.%d (%s).", ip.typeName, i.Name, i.Major, i.Minor, kind(i)))
-	f.Var().Id(ip.typeName + "Interface").Op("=").Op("&").Add(md("Interface")).Add(descriptor(i))
+	f.Comment(fmt.Sprintf("%s describes %s v%d.%d (%s). Generated code reads it;\nnothing outside this package can change it.", ip.descVar(), i.Name, i.Major, i.Minor, kind(i)))
+	f.Var().Id(ip.descVar()).Op("=").Op("&").Add(md("Interface")).Add(descriptor(i))
+	f.Comment(fmt.Sprintf("%sInterface returns a copy of the descriptor of %s v%d.%d.", ip.typeName, i.Name, i.Major, i.Minor))
+	f.Func().Id(ip.typeName + "Interface").Params().Op("*").Add(md("Interface")).Block(Return(Id(ip.descVar()).Dot("Clone").Call()))
 	if ip.object != nil {
 		emitObjectStruct(f, ip)
 	}
@@ -269,7 +271,7 @@ func emitType(f *File, ip *ifacePlan) {
 	}
 	f.Add(comment(fmt.Sprintf("%s %s %s v%d.%d (%s).", ip.typeName, verb, i.Name, i.Major, i.Minor, kind(i)), i.Description, i.Doc))
 	f.Type().Id(ip.typeName).Struct(Id("d").Op("*").Add(rt("Device")))
-	f.Comment(fmt.Sprintf("New%s returns the %s of a device created with %sInterface.", ip.typeName, ip.typeName, ip.typeName))
+	f.Comment(fmt.Sprintf("New%s returns the %s of a device created with %sInterface (or Interfaces).", ip.typeName, ip.typeName, ip.typeName))
 	f.Func().Id("New" + ip.typeName).Params(Id("d").Op("*").Add(rt("Device"))).Id(ip.typeName).Block(
 		Return(Id(ip.typeName).Values(Dict{Id("d"): Id("d")})),
 	)
@@ -310,14 +312,14 @@ func emitDeviceMapping(f *File, ip *ifacePlan, mp mappingPlan) {
 	}
 	f.Add(comment(fmt.Sprintf("%s%s %s %s. %s", verb, mp.name, strings.ToLower(verb)+"s", m.Endpoint, delivery(i, m)), m.Description, m.Doc))
 	f.Func().Params(Id("s").Id(ip.typeName)).Id(verb+mp.name).Params(params...).Error().Block(
-		Id("m").Op(":=").Id("s").Dot("d").Dot("Message").Call(append([]Code{Id(ip.typeName + "Interface"), Lit(mp.index)}, ids(mp.params)...)...),
+		Id("m").Op(":=").Add(rt("GeneratedMessage")).Call(append([]Code{Id("s").Dot("d"), Id(ip.descVar()), Lit(mp.index)}, ids(mp.params)...)...),
 		Id("m").Dot(accessor(m.Type)).Call(Id("value")),
 		Return(Id("m").Dot("Send").Call(Id("ctx"), ts)),
 	)
 	if ip.properties() && m.AllowUnset {
 		f.Comment(fmt.Sprintf("Unset%s unsets %s.", mp.name, m.Endpoint))
 		f.Func().Params(Id("s").Id(ip.typeName)).Id("Unset" + mp.name).Params(append([]Code{ctxParam()}, paramList(mp.params)...)...).Error().Block(
-			Return(Id("s").Dot("d").Dot("Unset").Call(append([]Code{Id("ctx"), Id(ip.typeName + "Interface"), Lit(mp.index)}, ids(mp.params)...)...)),
+			Return(rt("GeneratedUnset").Call(append([]Code{Id("ctx"), Id("s").Dot("d"), Id(ip.descVar()), Lit(mp.index)}, ids(mp.params)...)...)),
 		)
 	}
 }
@@ -327,7 +329,7 @@ func emitGetter(f *File, ip *ifacePlan, mp mappingPlan) {
 	m := &ip.Interface.Mappings[mp.index]
 	f.Comment(fmt.Sprintf("%s returns the stored value of %s and whether it is set.", mp.name, m.Endpoint))
 	f.Func().Params(Id("s").Id(ip.typeName)).Id(mp.name).Params(paramList(mp.params)...).Params(goType(m.Type), Bool(), Error()).Block(
-		List(Id("v"), Id("ok"), Err()).Op(":=").Id("s").Dot("d").Dot("Property").Call(append([]Code{Id(ip.typeName + "Interface"), Lit(mp.index)}, ids(mp.params)...)...),
+		List(Id("v"), Id("ok"), Err()).Op(":=").Add(rt("GeneratedProperty")).Call(append([]Code{Id("s").Dot("d"), Id(ip.descVar()), Lit(mp.index)}, ids(mp.params)...)...),
 		If(Op("!").Id("ok").Op("||").Err().Op("!=").Nil()).Block(
 			Var().Id("zero").Add(goType(m.Type)),
 			Return(Id("zero"), Id("ok"), Err()),
@@ -361,7 +363,7 @@ func emitObjectSender(f *File, ip *ifacePlan) {
 	}
 	f.Add(comment(fmt.Sprintf("Send%s sends every field of v on %s. %s", ip.object.name, m.ObjectPrefix(), delivery(i, m))))
 	f.Func().Params(Id("s").Id(ip.typeName)).Id("Send" + ip.object.name).Params(params...).Error().BlockFunc(func(g *Group) {
-		g.Id("m").Op(":=").Id("s").Dot("d").Dot("Message").Call(append([]Code{Id(ip.typeName + "Interface"), Lit(0)}, ids(ip.object.params)...)...)
+		g.Id("m").Op(":=").Add(rt("GeneratedMessage")).Call(append([]Code{Id("s").Dot("d"), Id(ip.descVar()), Lit(0)}, ids(ip.object.params)...)...)
 		for _, fp := range ip.object.fields {
 			g.Id("m").Dot("Field").Call(Lit(fp.index)).Dot(accessor(i.Mappings[fp.index].Type)).Call(Id("v").Dot(fp.name))
 		}
@@ -415,7 +417,7 @@ func emitHandler(f *File, ip *ifacePlan) {
 	}
 	f.Comment(fmt.Sprintf("Register%s makes h receive the device's %s messages.", t, i.Name))
 	f.Func().Id("Register"+t).Params(Id("d").Op("*").Add(rt("Device")), Id("h").Id(t+"Handler")).Error().Block(
-		Return(Id("d").Dot("Handle").Call(Id(t+"Interface"), Func().Params(ctxParam(), Id("in").Op("*").Add(rt("Incoming"))).Error().BlockFunc(func(g *Group) {
+		Return(Id("d").Dot("Handle").Call(Id(ip.descVar()), Func().Params(ctxParam(), Id("in").Op("*").Add(rt("Incoming"))).Error().BlockFunc(func(g *Group) {
 			if ip.object != nil {
 				emitObjectDispatch(g, ip)
 				return

@@ -70,6 +70,11 @@ type plan struct {
 func (p *ifacePlan) device() bool     { return p.Interface.Ownership == model.OwnershipDevice }
 func (p *ifacePlan) properties() bool { return p.Interface.Type == model.Properties }
 
+// descVar is the unexported variable holding the interface's descriptor.
+func (p *ifacePlan) descVar() string {
+	return strings.ToLower(p.typeName[:1]) + p.typeName[1:] + "Interface"
+}
+
 // structName is the Go type of an object value.
 func (p *ifacePlan) structName() string { return p.typeName + p.object.name }
 

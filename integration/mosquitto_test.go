@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/internal/wire"
 	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"net"
 	"os"
@@ -200,7 +201,7 @@ func observe(t *testing.T, a *astartetest.Astarte, b *broker, cert tls.Certifica
 		if err != nil {
 			return
 		}
-		dec, err := runtime.DecodeDevicePayload(values, match, m.Payload())
+		dec, err := wire.DecodeDevice(values, match, m.Payload())
 		if err != nil {
 			t.Errorf("observer: %s: %v", m.Topic(), err)
 			return
@@ -282,7 +283,7 @@ func TestMosquitto(t *testing.T) {
 	})
 
 	t.Run("receive", func(t *testing.T) {
-		var p runtime.Payload
+		var p wire.Payload
 		p.Reset(commands, 0)
 		payload, err := p.String("reboot").Finish(time.Time{})
 		if err != nil {
@@ -303,7 +304,7 @@ func TestMosquitto(t *testing.T) {
 		// Device B publishes a valid value on device A's topic; the observer,
 		// subscribed to A's data, must not see it. (mosquitto 2.0 drops the
 		// denied publish; it does not close the connection.)
-		var p runtime.Payload
+		var p wire.Payload
 		p.Reset(values, 1)
 		payload, err := p.Integer(99).Finish(time.Time{})
 		if err != nil {

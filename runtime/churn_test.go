@@ -369,16 +369,16 @@ func TestChurnCloseReleasesStore(t *testing.T) {
 		t.Errorf("second Close: %v, want ErrClosed", err)
 	}
 	bg := context.Background()
-	_, _, propErr := d.Property(serverProps, 1)
+	_, _, propErr := runtime.GeneratedProperty(d, serverProps, 1)
 	_, _, propAtErr := d.PropertyAt(deviceProps.Name, "/name")
-	m := d.Message(deviceProps, 1)
+	m := runtime.GeneratedMessage(d, deviceProps, 1)
 	m.String("x")
 	for name, err := range map[string]error{
 		"Send stored":   d.Send(bg, churnIface.Name, "/stored", int64(1)),
 		"Send volatile": d.Send(bg, churnIface.Name, "/volatile1", int64(1)),
 		"Send discard":  d.Send(bg, churnIface.Name, "/discard0", int64(1)),
 		"Message.Send":  m.Send(bg, time.Time{}),
-		"Unset":         d.Unset(bg, deviceProps, 0, "l1"),
+		"Unset":         runtime.GeneratedUnset(bg, d, deviceProps, 0, "l1"),
 		"Property":      propErr,
 		"PropertyAt":    propAtErr,
 		"Flush":         d.Flush(bg),
@@ -635,7 +635,7 @@ func TestChurnHandlers(t *testing.T) {
 		if err := a.SetProperty(churnID, serverProps.Name, "/l7/target", 0.5); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, func() bool { _, ok, _ := d.Property(serverProps, 0, "l7"); return ok })
+		waitFor(t, func() bool { _, ok, _ := runtime.GeneratedProperty(d, serverProps, 0, "l7"); return ok })
 		got := make(chan *runtime.Incoming, 4)
 		if err := d.Handle(serverProps, func(_ context.Context, in *runtime.Incoming) error { got <- in; return nil }); err != nil {
 			t.Fatal(err)

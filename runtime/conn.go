@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/internal/wire"
 	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"net"
 	"net/url"
@@ -279,7 +280,7 @@ func (d *Device) sync(ctx context.Context, c *conn) error {
 	if !full {
 		return nil
 	}
-	if err := d.publishWait(ctx, c, d.base+"/control/producer/properties", EncodePurge(set)); err != nil {
+	if err := d.publishWait(ctx, c, d.base+"/control/producer/properties", wire.EncodePurge(set)); err != nil {
 		return fmt.Errorf("producer/properties: %w", err)
 	}
 	return d.store.PutMeta(ctx, metaIntrospection, []byte(d.introspection))

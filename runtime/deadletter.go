@@ -2,7 +2,7 @@ package runtime
 
 import (
 	"context"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
+	"github.com/astarte-gen/astarte-gen/internal/wire"
 	"time"
 )
 
@@ -40,7 +40,7 @@ func (d *Device) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
 			continue
 		}
 		if match, err := info.Match(m.Path); err == nil {
-			if dec, err := DecodePayload(info.Interface, match, m.Payload); err == nil {
+			if dec, err := wire.Decode(info.Interface, match, m.Payload); err == nil {
 				out[i].Value = decodedValue(info.Interface, dec)
 			}
 		}
@@ -54,17 +54,4 @@ func (d *Device) DeleteDeadLetter(ctx context.Context, id uint64) error {
 		return ErrClosed
 	}
 	return d.storeErr(d.store.DeleteDeadLetter(ctx, id))
-}
-
-// decodedValue is a decoded payload as Go values: the value of an
-// individual mapping, or a map keyed by last level for an object.
-func decodedValue(iface *model.Interface, dec Decoded) any {
-	if iface.Aggregation != model.Object {
-		return dec.Value.Any()
-	}
-	obj := make(map[string]any, len(dec.Fields))
-	for _, f := range dec.Fields {
-		obj[iface.Mappings[f.Mapping].LastLevel()] = f.Value.Any()
-	}
-	return obj
 }

@@ -141,11 +141,10 @@ type Device struct {
 	cfg           Config
 	log           *slog.Logger
 	base          string // "<realm>/<device_id>", the topic root
-	byPtr         map[*model.Interface]*ifaceInfo
 	byName        map[string]*ifaceInfo
 	sorted        []*ifaceInfo
 	introspection string
-	messages      sync.Pool // *Message
+	buffers       sync.Pool // *msgBuf
 
 	store     store.Store
 	ownsStore bool
@@ -202,7 +201,6 @@ func New(cfg Config, interfaces ...*model.Interface) (*Device, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		base:     cfg.Realm + "/" + cfg.DeviceID,
-		byPtr:    map[*model.Interface]*ifaceInfo{},
 		byName:   map[string]*ifaceInfo{},
 		session:  newSession(),
 		wake:     make(chan struct{}, 1),
@@ -230,7 +228,7 @@ func New(cfg Config, interfaces ...*model.Interface) (*Device, error) {
 		all[n] = i.Interface
 	}
 	d.introspection = model.Introspection(all)
-	d.messages.New = func() any { return &Message{d: d} }
+	d.buffers.New = func() any { return new(msgBuf) }
 	if err := d.openStore(); err != nil {
 		return nil, err
 	}
@@ -321,6 +319,7 @@ func (d *Device) addInterface(i *model.Interface) error {
 	if len(i.Mappings) == 0 {
 		return fmt.Errorf("%w: interface %s has no mappings", ErrConfig, i.Name)
 	}
+	i = i.Clone() // the caller's descriptor may change; the device's does not
 	info := &ifaceInfo{Interface: i, levels: make([][]model.Level, len(i.Mappings))}
 	for n := range i.Mappings {
 		levels, err := model.ParseEndpoint(i.Mappings[n].Endpoint)
@@ -341,7 +340,6 @@ func (d *Device) addInterface(i *model.Interface) error {
 			info.topics[n] = string(topic)
 		}
 	}
-	d.byPtr[i] = info
 	d.byName[i.Name] = info
 	d.sorted = append(d.sorted, info)
 	return nil
@@ -383,28 +381,29 @@ func (d *Device) closeStore() {
 	}
 }
 
-// Interfaces returns the device's interfaces sorted by name.
+// Interfaces returns copies of the device's interfaces, sorted by name.
 func (d *Device) Interfaces() []*model.Interface {
 	out := make([]*model.Interface, len(d.sorted))
 	for n, i := range d.sorted {
-		out[n] = i.Interface
+		out[n] = i.Clone()
 	}
 	return out
 }
 
-// lookup finds the device's record of iface (by pointer, then by name for
-// an equal descriptor declared elsewhere).
+// lookup finds the device's copy of iface: the same name, major and minor
+// with as many mappings (generated code refers to mappings by index).
 func (d *Device) lookup(iface *model.Interface) (*ifaceInfo, error) {
-	if info, ok := d.byPtr[iface]; ok {
-		return info, nil
+	if iface == nil {
+		return nil, fmt.Errorf("%w: nil", ErrUnknownInterface)
 	}
-	if iface != nil {
-		if info, ok := d.byName[iface.Name]; ok && info.Major == iface.Major {
-			return info, nil
-		}
-		return nil, fmt.Errorf("%w: %s", ErrUnknownInterface, iface.Name)
+	info, ok := d.byName[iface.Name]
+	switch {
+	case !ok || info.Major != iface.Major:
+		return nil, fmt.Errorf("%w: %s v%d", ErrUnknownInterface, iface.Name, iface.Major)
+	case info.Minor != iface.Minor || len(info.Mappings) != len(iface.Mappings):
+		return nil, fmt.Errorf("%w: %s: the device has v%d.%d, the caller was built for v%d.%d", ErrUnknownInterface, iface.Name, info.Major, info.Minor, iface.Major, iface.Minor)
 	}
-	return nil, fmt.Errorf("%w: nil", ErrUnknownInterface)
+	return info, nil
 }
 
 // Handle registers h for a server-owned interface of the device, replacing

@@ -147,7 +147,7 @@ func TestAllTypesIndividual(t *testing.T) {
 
 func TestTypedMessageAndObject(t *testing.T) {
 	f := newFixture(t)
-	m := f.d.Message(objectIface, 0, "kitchen")
+	m := runtime.GeneratedMessage(f.d, objectIface, 0, "kitchen")
 	m.Field(0).Double(21.5)
 	m.Field(1).Integer(3)
 	m.Field(2).StringArray([]string{"x", "y"})
@@ -163,7 +163,7 @@ func TestTypedMessageAndObject(t *testing.T) {
 		t.Errorf("received (-want +got):\n%s", diff)
 	}
 	// A missing explicit timestamp is caught before anything is sent.
-	m = f.d.Message(objectIface, 0, "kitchen")
+	m = runtime.GeneratedMessage(f.d, objectIface, 0, "kitchen")
 	m.Field(0).Double(1)
 	if err := m.Send(ctxT(t), time.Time{}); !errors.Is(err, runtime.ErrMissingTimestamp) {
 		t.Errorf("send without timestamp: %v, want ErrMissingTimestamp", err)
@@ -217,7 +217,7 @@ func TestServerDataReachesHandlers(t *testing.T) {
 	if in := next(t, got); in.Unset || in.Value.Any() != 0.75 {
 		t.Fatalf("property set: %+v", in)
 	}
-	v, ok, err := f.d.Property(serverProps, 0, "l1")
+	v, ok, err := runtime.GeneratedProperty(f.d, serverProps, 0, "l1")
 	if x, _ := v.Double(); err != nil || !ok || x != 0.75 {
 		t.Fatalf("cached server property = %v %v %v", x, ok, err)
 	}
@@ -227,7 +227,7 @@ func TestServerDataReachesHandlers(t *testing.T) {
 	if in := next(t, got); !in.Unset || in.Path != "/l1/target" {
 		t.Fatalf("property unset: %+v", in)
 	}
-	if _, ok, _ := f.d.Property(serverProps, 0, "l1"); ok {
+	if _, ok, _ := runtime.GeneratedProperty(f.d, serverProps, 0, "l1"); ok {
 		t.Error("unset server property still cached")
 	}
 }
@@ -249,7 +249,7 @@ func TestDevicePropertiesSetUnsetAndDedup(t *testing.T) {
 	// The owner loop sends the latest value of a property, so changes made
 	// before the previous one was sent may be coalesced: wait for each.
 	for n, v := range []int32{10, 10, 20} { // the repeated 10 publishes nothing
-		m := f.d.Message(deviceProps, 0, "l1")
+		m := runtime.GeneratedMessage(f.d, deviceProps, 0, "l1")
 		m.Integer(v)
 		if err := m.Send(ctx, time.Time{}); err != nil {
 			t.Fatal(err)
@@ -258,10 +258,10 @@ func TestDevicePropertiesSetUnsetAndDedup(t *testing.T) {
 			f.a.WaitReceived(t, f.id, min(n+1, 2))
 		}
 	}
-	if err := f.d.Unset(ctx, deviceProps, 0, "l1"); err != nil {
+	if err := runtime.GeneratedUnset(ctx, f.d, deviceProps, 0, "l1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.d.Unset(ctx, deviceProps, 1); !errors.Is(err, runtime.ErrUnsetNotAllowed) {
+	if err := runtime.GeneratedUnset(ctx, f.d, deviceProps, 1); !errors.Is(err, runtime.ErrUnsetNotAllowed) {
 		t.Errorf("unset without allow_unset: %v", err)
 	}
 	got := f.a.WaitReceived(t, f.id, 3)
@@ -273,7 +273,7 @@ func TestDevicePropertiesSetUnsetAndDedup(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("received (-want +got):\n%s", diff)
 	}
-	if _, ok, err := f.d.Property(deviceProps, 0, "l1"); ok || err != nil {
+	if _, ok, err := runtime.GeneratedProperty(f.d, deviceProps, 0, "l1"); ok || err != nil {
 		t.Errorf("unset property still stored (%v)", err)
 	}
 }

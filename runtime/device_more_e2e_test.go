@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"context"
 	"errors"
+	"github.com/astarte-gen/astarte-gen/internal/wire"
 	"github.com/astarte-gen/astarte-gen/runtime"
 	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"sync"
@@ -111,9 +112,9 @@ func TestConsumerPropertiesPurge(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, func() bool { _, ok, _ := f.d.Property(serverProps, 0, "b"); return ok })
+	waitFor(t, func() bool { _, ok, _ := runtime.GeneratedProperty(f.d, serverProps, 0, "b"); return ok })
 	// Astarte lists only /a/target as set: the device must drop /b/target.
-	purge := runtime.EncodePurge([]string{serverProps.Name + "/a/target"})
+	purge := wire.EncodePurge([]string{serverProps.Name + "/a/target"})
 	if err := f.a.SendRaw(f.id, "control/consumer/properties", purge, 2); err != nil {
 		t.Fatal(err)
 	}
@@ -125,10 +126,10 @@ func TestConsumerPropertiesPurge(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("purge did not reach the handler")
 	}
-	if _, ok, _ := f.d.Property(serverProps, 0, "b"); ok {
+	if _, ok, _ := runtime.GeneratedProperty(f.d, serverProps, 0, "b"); ok {
 		t.Error("purged property still cached")
 	}
-	if _, ok, _ := f.d.Property(serverProps, 0, "a"); !ok {
+	if _, ok, _ := runtime.GeneratedProperty(f.d, serverProps, 0, "a"); !ok {
 		t.Error("listed property was dropped")
 	}
 }

@@ -2,6 +2,17 @@
 // Astarte MQTT v1 protocol for the typed packages astarte-gen generates (and
 // for programs that send dynamically, see Device.Send).
 //
+// Interfaces are described by package model (runtime/model): generated
+// packages return them from Interfaces(), schema.Parse builds them from
+// JSON. A Device keeps its own copies.
+//
+//	d, err := runtime.New(cfg, sensors.Interfaces()...)
+//	sensors.RegisterCommands(d, myHandler{})      // before Connect
+//	err = d.Connect(ctx)                           // pairs, connects, synchronises
+//	err = sensors.NewSensors(d).SendTemperature(ctx, "s1", 21.5, time.Now())
+//	err = d.Flush(ctx)                             // wait for acknowledgements
+//	err = d.Close(ctx)
+//
 // # Lifecycle
 //
 // New validates the configuration and the interfaces and opens the store;
@@ -80,6 +91,18 @@
 // Config.MaxRefusals times in a row, that message is moved to the dead
 // letters (Device.DeadLetters, Device.DeleteDeadLetter), reported through
 // OnError, and the rest of the queue goes on.
+//
+// # Generated code
+//
+// Generated packages call a small set of entry points that exist for them
+// alone: GeneratedMessage (a Message exposes only typed setters and Send,
+// so it cannot be re-targeted), GeneratedUnset, GeneratedProperty and
+// GeneratedProperties, plus Device.Handle. They refer to mappings by index
+// in the generated package's own descriptor, which the device matches by
+// name, major and minor. Generated code pins the API it was made for with
+// SupportPackageIsVersion2; code generated for another version does not
+// build, and the error names the fix (regenerate with the astarte-gen of
+// this module).
 //
 // # Close
 //

@@ -41,8 +41,8 @@ func (d *Device) Send(ctx context.Context, interfaceName, path string, value any
 	if err != nil {
 		return err
 	}
-	m := d.Message(info.Interface, match.Index, match.Params...)
-	m.Any(value)
+	m := d.message(info.Interface, match.Index, match.Params...)
+	m.setAny(value)
 	return m.Send(ctx, o.timestamp)
 }
 

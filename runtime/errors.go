@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 
+	"github.com/astarte-gen/astarte-gen/internal/wire"
 	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
@@ -16,35 +17,37 @@ var (
 	ErrWrongOwnership = errors.New("wrong interface ownership")
 	// ErrTypeMismatch: a value of one Astarte type given for a mapping of
 	// another.
-	ErrTypeMismatch = errors.New("value type does not match mapping")
+	ErrTypeMismatch = wire.ErrTypeMismatch
 	// ErrInvalidValue: a value outside its type's limits (NaN, −2³¹ for an
 	// integer, a string over 65,536 bytes, invalid UTF-8, an array over 1024
 	// elements, an empty top-level binaryblob).
-	ErrInvalidValue = errors.New("invalid value")
+	ErrInvalidValue = wire.ErrInvalidValue
 	// ErrMissingTimestamp: the mapping has explicit_timestamp but no
 	// timestamp was given.
-	ErrMissingTimestamp = errors.New("explicit timestamp required")
+	ErrMissingTimestamp = wire.ErrMissingTimestamp
 	// ErrUnexpectedTimestamp: a timestamp was given for a mapping without
 	// explicit_timestamp (the server would silently ignore it).
-	ErrUnexpectedTimestamp = errors.New("mapping does not take an explicit timestamp")
+	ErrUnexpectedTimestamp = wire.ErrUnexpectedTimestamp
 	// ErrIncompleteObject: an object value without fields, or without a
 	// field its mapping marks required.
-	ErrIncompleteObject = errors.New("incomplete object value")
+	ErrIncompleteObject = wire.ErrIncompleteObject
 	// ErrUnsetNotAllowed: unsetting a property whose mapping lacks
 	// allow_unset, or anything on a datastream.
-	ErrUnsetNotAllowed = errors.New("unset not allowed")
+	ErrUnsetNotAllowed = wire.ErrUnsetNotAllowed
 	// ErrPacketTooLarge: the MQTT packet would exceed the 65,535 bytes
 	// Astarte's broker accepts.
 	ErrPacketTooLarge = errors.New("message exceeds the MQTT packet limit")
 	// ErrInvalidPayload: a payload from the server that is not valid BSON of
 	// the mapping's type.
-	ErrInvalidPayload = errors.New("invalid payload")
+	ErrInvalidPayload = wire.ErrInvalidPayload
 	// ErrNotConnected: a discard-retention message could not be delivered
 	// because the device is offline.
 	ErrNotConnected = errors.New("not connected")
 	// ErrQueueFull: the stored-retention queue is at capacity; the message
 	// was not accepted (nothing queued is ever dropped to make room).
 	ErrQueueFull = errors.New("retention queue full")
+	// ErrMessageSent: a Message was used after its Send.
+	ErrMessageSent = errors.New("message already sent")
 	// ErrClosed: the device was closed.
 	ErrClosed = errors.New("device closed")
 )

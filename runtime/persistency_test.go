@@ -136,7 +136,7 @@ func TestPropertiesOfflineSessionLossAndMajorChange(t *testing.T) {
 	ctx := ctxT(t)
 	set := func(d *runtime.Device, led string, v int32) {
 		t.Helper()
-		m := d.Message(deviceProps, 0, led)
+		m := runtime.GeneratedMessage(d, deviceProps, 0, led)
 		m.Integer(v)
 		if err := m.Send(ctx, time.Time{}); err != nil {
 			t.Fatal(err)
@@ -176,7 +176,7 @@ func TestPropertiesOfflineSessionLossAndMajorChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d2.Close(context.Background())
-	if _, ok, err := d2.Property(&v2, 0, "a"); ok || err != nil {
+	if _, ok, err := runtime.GeneratedProperty(d2, &v2, 0, "a"); ok || err != nil {
 		t.Errorf("property of major 1 survived the change to major 2 (%v)", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/internal/wire"
 	"github.com/astarte-gen/astarte-gen/runtime/model"
 
 	"github.com/astarte-gen/astarte-gen/runtime/store"
@@ -84,9 +85,9 @@ func (d *Device) propertyAcked(sent store.Property) {
 	}
 }
 
-// Unset unsets a device-owned property whose mapping has allow_unset.
-// Unsetting a property that is not set does nothing.
-func (d *Device) Unset(ctx context.Context, iface *model.Interface, mapping int, params ...string) error {
+// unsetMapping unsets a device-owned property whose mapping has
+// allow_unset. Unsetting a property that is not set does nothing.
+func (d *Device) unsetMapping(ctx context.Context, iface *model.Interface, mapping int, params ...string) error {
 	info, err := d.lookup(iface)
 	if err != nil {
 		return err
@@ -130,9 +131,9 @@ func (d *Device) propertyTopic(info *ifaceInfo, mapping int, params []string) (s
 	return string(topic), nil
 }
 
-// Property returns the stored value of a property (device-owned: the last
+// property returns the stored value of a property (device-owned: the last
 // set value; server-owned: the last value received), and whether it is set.
-func (d *Device) Property(iface *model.Interface, mapping int, params ...string) (Value, bool, error) {
+func (d *Device) property(iface *model.Interface, mapping int, params ...string) (Value, bool, error) {
 	info, err := d.lookup(iface)
 	if err != nil {
 		return Value{}, false, err
@@ -158,9 +159,9 @@ func (d *Device) readProperty(info *ifaceInfo, m model.Match, path string) (Valu
 	if !ok || p.Value == nil {
 		return Value{}, false, nil
 	}
-	dec, err := DecodePayload(info.Interface, m, p.Value)
+	dec, err := wire.Decode(info.Interface, m, p.Value)
 	if err != nil {
 		return Value{}, false, fmt.Errorf("stored property %s%s: %w", info.Name, path, err)
 	}
-	return dec.Value, true, nil
+	return Value{dec.Value}, true, nil
 }

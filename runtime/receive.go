@@ -4,25 +4,50 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/internal/wire"
 	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"strings"
+	"time"
 
 	"github.com/astarte-gen/astarte-gen/runtime/store"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
 // Incoming is one message received from the server, validated against its
-// interface.
+// interface. Handlers get it for their own use; the device keeps no
+// reference to it.
 type Incoming struct {
-	Interface *model.Interface
-	// Path is the concrete path; Mapping and Params come from matching it.
+	// Interface is the interface's name.
+	Interface string
+	// Path is the concrete path; Mapping (the index in the interface's
+	// mappings) and Params come from matching it.
 	Path    string
 	Mapping int
 	Params  []string
-	Decoded
+	// Unset is true when the server unset a property (Value and Fields
+	// are then empty).
+	Unset bool
+	// Value is the value of an individual mapping.
+	Value Value
+	// Fields are the fields of an object value that the server sent, in
+	// mapping order; absent fields are not listed.
+	Fields []Field
+	// Timestamp is the explicit timestamp, or zero when the message has
+	// none.
+	Timestamp time.Time
 }
 
-// Field returns the object field of mapping index mapping, if present.
+// newIncoming converts a decoded payload for a handler.
+func newIncoming(info *ifaceInfo, path string, m model.Match, dec wire.Decoded) *Incoming {
+	in := &Incoming{Interface: info.Name, Path: path, Mapping: m.Index, Params: m.Params, Unset: dec.Unset, Value: Value{dec.Value}, Timestamp: dec.Timestamp}
+	for _, f := range dec.Fields {
+		in.Fields = append(in.Fields, Field{Mapping: f.Mapping, Value: Value{f.Value}})
+	}
+	return in
+}
+
+// Field returns the object field of mapping index mapping, if the server
+// sent it.
 func (in *Incoming) Field(mapping int) (Value, bool) {
 	for _, f := range in.Fields {
 		if f.Mapping == mapping {
@@ -104,7 +129,7 @@ func (d *Device) dispatch(in incoming) error {
 	if err != nil {
 		return err
 	}
-	dec, err := DecodePayload(info.Interface, match, in.payload)
+	dec, err := wire.Decode(info.Interface, match, in.payload)
 	if err != nil {
 		return fmt.Errorf("%s%s: %w", name, path, err)
 	}
@@ -113,7 +138,7 @@ func (d *Device) dispatch(in incoming) error {
 			return err
 		}
 	}
-	return d.deliver(&Incoming{Interface: info.Interface, Path: path, Mapping: match.Index, Params: match.Params, Decoded: dec})
+	return d.deliver(newIncoming(info, path, match, dec))
 }
 
 func (d *Device) cacheServerProperty(info *ifaceInfo, path string, payload []byte, unset bool) error {
@@ -134,7 +159,7 @@ func (d *Device) cacheServerProperty(info *ifaceInfo, path string, payload []byt
 // deliver calls the handler registered for the interface, if any.
 func (d *Device) deliver(in *Incoming) error {
 	d.mu.Lock()
-	h := d.handlers[in.Interface.Name]
+	h := d.handlers[in.Interface]
 	d.mu.Unlock()
 	if h == nil {
 		return nil
@@ -187,7 +212,7 @@ func (d *Device) replay(info *ifaceInfo) {
 // cached server-owned property not listed is removed, and its handler gets
 // an unset when the mapping allows unsetting.
 func (d *Device) purgeServerProperties(payload []byte) error {
-	entries, err := DecodePurge(payload)
+	entries, err := wire.DecodePurge(payload)
 	if err != nil {
 		return fmt.Errorf("consumer/properties: %w", err)
 	}
@@ -227,5 +252,5 @@ func (d *Device) deliverPurged(info *ifaceInfo, path string) error {
 	if err != nil || !info.Mappings[match.Index].AllowUnset {
 		return err
 	}
-	return d.deliver(&Incoming{Interface: info.Interface, Path: path, Mapping: match.Index, Params: match.Params, Decoded: Decoded{Unset: true}})
+	return d.deliver(newIncoming(info, path, match, wire.Decoded{Unset: true}))
 }

@@ -5,30 +5,42 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"time"
 
+	"github.com/astarte-gen/astarte-gen/internal/wire"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"github.com/astarte-gen/astarte-gen/runtime/store"
 )
 
-// Message is a data message being built; see Device.Message. Its value
-// methods come from the embedded Payload.
+// Message is one data message being built by generated code (see
+// GeneratedMessage): a value, or the fields of an object, for the one
+// mapping and path it was created for. It exposes only the typed value
+// setters and Send, so it cannot be re-targeted; once sent it is spent, and
+// using it again returns ErrMessageSent. Each setter checks the value
+// against the mapping's type and Astarte's limits; the first error is kept
+// and returned by Send.
 type Message struct {
-	Payload
-	d     *Device
-	info  *ifaceInfo
-	buf   []byte // topic being built
-	topic string
-	err   error
+	d       *Device
+	info    *ifaceInfo
+	mapping int
+	topic   string
+	err     error
+	buf     *msgBuf // nil once sent
 }
 
-// Message starts a message on mapping index mapping of a device-owned
+// msgBuf holds the reusable encoding buffers of a Message.
+type msgBuf struct {
+	p     wire.Payload
+	topic []byte
+}
+
+// message starts a message on mapping index mapping of a device-owned
 // interface, with the path parameters in endpoint order. For an object
 // aggregation, pass any mapping index (generated code passes 0) and select
-// fields with Field. Send returns the Message to a pool: do not use it after.
-func (d *Device) Message(iface *model.Interface, mapping int, params ...string) *Message {
-	m := d.messages.Get().(*Message)
-	m.err, m.topic = nil, ""
+// fields with Field.
+func (d *Device) message(iface *model.Interface, mapping int, params ...string) *Message {
+	b := d.buffers.Get().(*msgBuf)
+	m := &Message{d: d, buf: b, mapping: mapping}
 	info, err := d.lookup(iface)
 	if err != nil {
 		m.err = err
@@ -37,26 +49,167 @@ func (d *Device) Message(iface *model.Interface, mapping int, params ...string) 
 	m.info = info
 	if mapping < 0 || mapping >= len(info.Mappings) {
 		m.err = fmt.Errorf("%w: %s has no mapping %d", model.ErrMappingNotFound, info.Name, mapping)
-		mapping = 0 // keep the Payload usable; Send reports m.err
-	}
-	m.Reset(info.Interface, mapping)
-	if m.err != nil {
 		return m
 	}
+	if info.Aggregation == model.Object {
+		m.mapping = 0
+	}
+	b.p.Reset(info.Interface, m.mapping)
 	if info.Ownership != model.OwnershipDevice {
 		m.err = fmt.Errorf("%w: %s is server-owned", ErrWrongOwnership, info.Name)
 		return m
 	}
-	key := mapping
-	if info.Aggregation == model.Object {
-		key = 0
-	}
-	if len(params) == 0 && info.topics[key] != "" {
-		m.topic = info.topics[key]
+	if len(params) == 0 && info.topics[m.mapping] != "" {
+		m.topic = info.topics[m.mapping]
 		return m
 	}
-	m.buf, m.err = appendTopic(m.buf[:0], d.base, info.Name, info.levels[key], params)
-	m.topic = string(m.buf)
+	b.topic, m.err = appendTopic(b.topic[:0], d.base, info.Name, info.levels[m.mapping], params)
+	m.topic = string(b.topic)
+	return m
+}
+
+// payload returns the encoder, or nil when the message cannot take values
+// (already sent, or created with an error).
+func (m *Message) payload() *wire.Payload {
+	switch {
+	case m.buf == nil:
+		if m.err == nil {
+			m.err = ErrMessageSent
+		}
+		return nil
+	case m.err != nil:
+		return nil
+	}
+	return &m.buf.p
+}
+
+// Field selects the object field, by mapping index, that the next setter
+// writes (object aggregations only). Fields not selected are absent from
+// the object.
+func (m *Message) Field(mapping int) *Message {
+	if p := m.payload(); p != nil {
+		p.Field(mapping)
+	}
+	return m
+}
+
+// Double sets a double value.
+func (m *Message) Double(v float64) *Message {
+	if p := m.payload(); p != nil {
+		p.Double(v)
+	}
+	return m
+}
+
+// Integer sets an integer value.
+func (m *Message) Integer(v int32) *Message {
+	if p := m.payload(); p != nil {
+		p.Integer(v)
+	}
+	return m
+}
+
+// Boolean sets a boolean value.
+func (m *Message) Boolean(v bool) *Message {
+	if p := m.payload(); p != nil {
+		p.Boolean(v)
+	}
+	return m
+}
+
+// LongInteger sets a longinteger value.
+func (m *Message) LongInteger(v int64) *Message {
+	if p := m.payload(); p != nil {
+		p.LongInteger(v)
+	}
+	return m
+}
+
+// String sets a string value.
+func (m *Message) String(v string) *Message {
+	if p := m.payload(); p != nil {
+		p.String(v)
+	}
+	return m
+}
+
+// BinaryBlob sets a binaryblob value.
+func (m *Message) BinaryBlob(v []byte) *Message {
+	if p := m.payload(); p != nil {
+		p.BinaryBlob(v)
+	}
+	return m
+}
+
+// DateTime sets a datetime value (millisecond precision).
+func (m *Message) DateTime(v time.Time) *Message {
+	if p := m.payload(); p != nil {
+		p.DateTime(v)
+	}
+	return m
+}
+
+// DoubleArray sets a doublearray value.
+func (m *Message) DoubleArray(v []float64) *Message {
+	if p := m.payload(); p != nil {
+		p.DoubleArray(v)
+	}
+	return m
+}
+
+// IntegerArray sets an integerarray value.
+func (m *Message) IntegerArray(v []int32) *Message {
+	if p := m.payload(); p != nil {
+		p.IntegerArray(v)
+	}
+	return m
+}
+
+// BooleanArray sets a booleanarray value.
+func (m *Message) BooleanArray(v []bool) *Message {
+	if p := m.payload(); p != nil {
+		p.BooleanArray(v)
+	}
+	return m
+}
+
+// LongIntegerArray sets a longintegerarray value.
+func (m *Message) LongIntegerArray(v []int64) *Message {
+	if p := m.payload(); p != nil {
+		p.LongIntegerArray(v)
+	}
+	return m
+}
+
+// StringArray sets a stringarray value.
+func (m *Message) StringArray(v []string) *Message {
+	if p := m.payload(); p != nil {
+		p.StringArray(v)
+	}
+	return m
+}
+
+// BinaryBlobArray sets a binaryblobarray value.
+func (m *Message) BinaryBlobArray(v [][]byte) *Message {
+	if p := m.payload(); p != nil {
+		p.BinaryBlobArray(v)
+	}
+	return m
+}
+
+// DateTimeArray sets a datetimearray value.
+func (m *Message) DateTimeArray(v []time.Time) *Message {
+	if p := m.payload(); p != nil {
+		p.DateTimeArray(v)
+	}
+	return m
+}
+
+// setAny sets a dynamically typed value (see wire.Payload.Any).
+func (m *Message) setAny(v any) *Message {
+	if p := m.payload(); p != nil {
+		p.Any(v)
+	}
 	return m
 }
 
@@ -88,11 +241,18 @@ func appendTopic(dst []byte, base, iface string, levels []model.Level, params []
 	return dst, nil
 }
 
-// release returns m to the pool.
+// release returns m's buffers to the pool; m is spent.
 func (m *Message) release() {
-	m.info = nil
-	m.d.messages.Put(m)
+	if m.buf != nil {
+		m.d.buffers.Put(m.buf)
+		m.buf = nil
+	}
 }
+
+// MaxPacketSize is the largest MQTT packet remaining length Astarte's broker
+// accepts from a device (spec §5.1); larger messages are refused with
+// ErrPacketTooLarge.
+const MaxPacketSize = 65535
 
 // Send publishes the message (a datastream value or a property set) with the
 // QoS, retention and expiry of its mapping. ts is the explicit timestamp;
@@ -102,11 +262,12 @@ func (m *Message) release() {
 // over or queued in memory; stored — committed to the store; properties —
 // committed to the store, sent when connected.
 func (m *Message) Send(ctx context.Context, ts time.Time) error {
+	p := m.payload()
 	defer m.release()
-	if m.err != nil {
+	if p == nil {
 		return m.err
 	}
-	payload, err := m.Finish(ts)
+	payload, err := p.Finish(ts)
 	if err != nil {
 		return fmt.Errorf("%s%s: %w", m.info.Name, m.path(), err)
 	}
@@ -114,11 +275,7 @@ func (m *Message) Send(ctx context.Context, ts time.Time) error {
 	if size := 2 + len(m.topic) + 2 + len(payload); size > MaxPacketSize {
 		return fmt.Errorf("%w: %s%s would be %d bytes", ErrPacketTooLarge, m.info.Name, m.path(), size)
 	}
-	mapping := &m.info.Mappings[m.mapping]
-	if m.info.Aggregation == model.Object {
-		mapping = &m.info.Mappings[0]
-	}
-	out := outgoing{info: m.info, mapping: mapping, topic: m.topic, payload: payload}
+	out := outgoing{info: m.info, mapping: &m.info.Mappings[m.mapping], topic: m.topic, payload: payload}
 	return m.d.send(ctx, out)
 }
 

@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"context"
 	"crypto/tls"
+	"github.com/astarte-gen/astarte-gen/internal/wire"
 	"github.com/astarte-gen/astarte-gen/runtime"
 	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"testing"
@@ -56,7 +57,7 @@ func benchThroughput(b *testing.B, qos byte) {
 		b.Fatal(err)
 	}
 	ts := time.UnixMilli(1537449422890)
-	var p runtime.Payload
+	var p wire.Payload
 	p.Reset(benchIface, int(qos))
 	payload, err := p.Double(16.73).Finish(ts)
 	if err != nil {
@@ -77,7 +78,7 @@ func benchThroughput(b *testing.B, qos byte) {
 
 		start = time.Now()
 		for range benchBatch {
-			m := d.Message(benchIface, int(qos))
+			m := runtime.GeneratedMessage(d, benchIface, int(qos))
 			m.Double(16.73)
 			if err := m.Send(ctx, ts); err != nil {
 				b.Fatal(err)

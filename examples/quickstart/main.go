@@ -176,10 +176,10 @@ func (v *device) loop(ctx context.Context) error {
 
 // demo plays the operator's side on the fake Astarte.
 func (v *device) demo(ctx context.Context, fake *astartetest.Astarte, id string) error {
-	if err := fake.SetProperty(id, api.DesiredConfigInterface.Name, "/sampling_period_ms", int32(500)); err != nil {
+	if err := fake.SetProperty(id, api.DesiredConfigInterface().Name, "/sampling_period_ms", int32(500)); err != nil {
 		return err
 	}
-	if err := fake.SendDatastream(id, api.CommandsInterface.Name, "/c1/run", "reboot"); err != nil {
+	if err := fake.SendDatastream(id, api.CommandsInterface().Name, "/c1/run", "reboot"); err != nil {
 		return err
 	}
 	for range 2 {

@@ -74,7 +74,7 @@ func ExampleRegisterCommands() {
 	if err := sensors.RegisterCommands(d, h); err != nil {
 		log.Fatal(err)
 	}
-	if err := a.SendDatastream("AJInS0w3VpWpuOqkXhgZdA", sensors.CommandsInterface.Name, "/reboot", "firmware update"); err != nil {
+	if err := a.SendDatastream("AJInS0w3VpWpuOqkXhgZdA", sensors.CommandsInterface().Name, "/reboot", "firmware update"); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println("reboot requested:", <-h.done)

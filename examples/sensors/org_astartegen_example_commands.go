@@ -10,8 +10,11 @@ import (
 	"time"
 )
 
-// CommandsInterface describes org.astartegen.example.Commands v1.0 (server-owned datastream).
-var CommandsInterface = &model.Interface{
+/*
+commandsInterface describes org.astartegen.example.Commands v1.0 (server-owned datastream). Generated code reads it;
+nothing outside this package can change it.
+*/
+var commandsInterface = &model.Interface{
 	Name:        "org.astartegen.example.Commands",
 	Major:       1,
 	Minor:       0,
@@ -26,6 +29,11 @@ var CommandsInterface = &model.Interface{
 			Description: "Reboot, with the reason.",
 		},
 	},
+}
+
+// CommandsInterface returns a copy of the descriptor of org.astartegen.example.Commands v1.0.
+func CommandsInterface() *model.Interface {
+	return commandsInterface.Clone()
 }
 
 // CommandsHandler handles what the server sends on org.astartegen.example.Commands v1.0 (server-owned datastream). Embed UnimplementedCommandsHandler to stay compatible with later minor versions.
@@ -48,7 +56,7 @@ func (UnimplementedCommandsHandler) Reboot(ctx context.Context, value string, ti
 
 // RegisterCommands makes h receive the device's org.astartegen.example.Commands messages.
 func RegisterCommands(d *runtime.Device, h CommandsHandler) error {
-	return d.Handle(CommandsInterface, func(ctx context.Context, in *runtime.Incoming) error {
+	return d.Handle(commandsInterface, func(ctx context.Context, in *runtime.Incoming) error {
 		switch in.Mapping {
 		case 0:
 			v, err := in.Value.String()

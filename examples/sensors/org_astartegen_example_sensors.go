@@ -10,8 +10,11 @@ import (
 	"time"
 )
 
-// SensorsInterface describes org.astartegen.example.Sensors v1.0 (device-owned datastream).
-var SensorsInterface = &model.Interface{
+/*
+sensorsInterface describes org.astartegen.example.Sensors v1.0 (device-owned datastream). Generated code reads it;
+nothing outside this package can change it.
+*/
+var sensorsInterface = &model.Interface{
 	Name:        "org.astartegen.example.Sensors",
 	Major:       1,
 	Minor:       0,
@@ -31,6 +34,11 @@ var SensorsInterface = &model.Interface{
 	},
 }
 
+// SensorsInterface returns a copy of the descriptor of org.astartegen.example.Sensors v1.0.
+func SensorsInterface() *model.Interface {
+	return sensorsInterface.Clone()
+}
+
 // Sensors sends on org.astartegen.example.Sensors v1.0 (device-owned datastream).
 //
 // Temperature readings of the device's sensors.
@@ -38,7 +46,7 @@ type Sensors struct {
 	d *runtime.Device
 }
 
-// NewSensors returns the Sensors of a device created with SensorsInterface.
+// NewSensors returns the Sensors of a device created with SensorsInterface (or Interfaces).
 func NewSensors(d *runtime.Device) Sensors {
 	return Sensors{d: d}
 }
@@ -47,7 +55,7 @@ func NewSensors(d *runtime.Device) Sensors {
 //
 // Degrees Celsius.
 func (s Sensors) SendTemperature(ctx context.Context, sensorID string, value float64, timestamp time.Time) error {
-	m := s.d.Message(SensorsInterface, 0, sensorID)
+	m := runtime.GeneratedMessage(s.d, sensorsInterface, 0, sensorID)
 	m.Double(value)
 	return m.Send(ctx, timestamp)
 }

@@ -8,21 +8,24 @@ import (
 )
 
 /*
-The generated code refers to this constant so that a runtime too old
-for it is a build error: upgrade github.com/astarte-gen/astarte-gen or
-regenerate with the astarte-gen of the runtime in use.
+The generated code refers to this constant so that a runtime of another
+version is a build error: use the astarte-gen and runtime of one module
+version (go generate after upgrading github.com/astarte-gen/astarte-gen).
 */
-const _ = runtime.SupportPackageIsVersion1
+const _ = runtime.SupportPackageIsVersion2
 
-// Interfaces returns every interface of this package, for runtime.New.
+/*
+Interfaces returns copies of every interface of this package, for
+runtime.New.
+*/
 func Interfaces() []*model.Interface {
 	return []*model.Interface{
-		DeviceAggregateInterface,
-		DeviceDatastreamInterface,
-		DevicePropertiesInterface,
-		DraftInterface,
-		ServerAggregateInterface,
-		ServerDatastreamInterface,
-		ServerPropertiesInterface,
+		deviceAggregateInterface.Clone(),
+		deviceDatastreamInterface.Clone(),
+		devicePropertiesInterface.Clone(),
+		draftInterface.Clone(),
+		serverAggregateInterface.Clone(),
+		serverDatastreamInterface.Clone(),
+		serverPropertiesInterface.Clone(),
 	}
 }

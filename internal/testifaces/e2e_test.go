@@ -94,20 +94,20 @@ func TestGeneratedDeviceDatastream(t *testing.T) {
 	must(t, s.SendBinaryblobarray(ctx, "s1", [][]byte{{0}, {1}}, t0))
 	must(t, s.SendDatetimearray(ctx, "s1", []time.Time{t0}))
 	want := []astartetest.Received{
-		{Interface: testifaces.DeviceDatastreamInterface.Name, Path: "/s1/double", Value: 21.5, Timestamp: t0, QoS: 0},
-		{Interface: testifaces.DeviceDatastreamInterface.Name, Path: "/s1/integer", Value: int32(-7), Timestamp: time.Time{}, QoS: 1},
-		{Interface: testifaces.DeviceDatastreamInterface.Name, Path: "/s1/boolean", Value: true, Timestamp: t0, QoS: 2},
-		{Interface: testifaces.DeviceDatastreamInterface.Name, Path: "/s1/longinteger", Value: int64(1) << 40, Timestamp: time.Time{}, QoS: 0},
-		{Interface: testifaces.DeviceDatastreamInterface.Name, Path: "/s1/string", Value: "héllo", Timestamp: t0, QoS: 1},
-		{Interface: testifaces.DeviceDatastreamInterface.Name, Path: "/s1/binaryblob", Value: []byte{1, 2, 3}, Timestamp: time.Time{}, QoS: 2},
-		{Interface: testifaces.DeviceDatastreamInterface.Name, Path: "/s1/datetime", Value: t0, Timestamp: t0, QoS: 0},
-		{Interface: testifaces.DeviceDatastreamInterface.Name, Path: "/s1/doublearray", Value: []float64{1.5, -2}, Timestamp: time.Time{}, QoS: 1},
-		{Interface: testifaces.DeviceDatastreamInterface.Name, Path: "/s1/integerarray", Value: []int32{1, 2}, Timestamp: t0, QoS: 2},
-		{Interface: testifaces.DeviceDatastreamInterface.Name, Path: "/s1/booleanarray", Value: []bool{true, false}, Timestamp: time.Time{}, QoS: 0},
-		{Interface: testifaces.DeviceDatastreamInterface.Name, Path: "/s1/longintegerarray", Value: []int64{-1, 1 << 50}, Timestamp: t0, QoS: 1},
-		{Interface: testifaces.DeviceDatastreamInterface.Name, Path: "/s1/stringarray", Value: []string{"a", "b"}, Timestamp: time.Time{}, QoS: 2},
-		{Interface: testifaces.DeviceDatastreamInterface.Name, Path: "/s1/binaryblobarray", Value: [][]byte{{0}, {1}}, Timestamp: t0, QoS: 0},
-		{Interface: testifaces.DeviceDatastreamInterface.Name, Path: "/s1/datetimearray", Value: []time.Time{t0}, Timestamp: time.Time{}, QoS: 1},
+		{Interface: testifaces.DeviceDatastreamInterface().Name, Path: "/s1/double", Value: 21.5, Timestamp: t0, QoS: 0},
+		{Interface: testifaces.DeviceDatastreamInterface().Name, Path: "/s1/integer", Value: int32(-7), Timestamp: time.Time{}, QoS: 1},
+		{Interface: testifaces.DeviceDatastreamInterface().Name, Path: "/s1/boolean", Value: true, Timestamp: t0, QoS: 2},
+		{Interface: testifaces.DeviceDatastreamInterface().Name, Path: "/s1/longinteger", Value: int64(1) << 40, Timestamp: time.Time{}, QoS: 0},
+		{Interface: testifaces.DeviceDatastreamInterface().Name, Path: "/s1/string", Value: "héllo", Timestamp: t0, QoS: 1},
+		{Interface: testifaces.DeviceDatastreamInterface().Name, Path: "/s1/binaryblob", Value: []byte{1, 2, 3}, Timestamp: time.Time{}, QoS: 2},
+		{Interface: testifaces.DeviceDatastreamInterface().Name, Path: "/s1/datetime", Value: t0, Timestamp: t0, QoS: 0},
+		{Interface: testifaces.DeviceDatastreamInterface().Name, Path: "/s1/doublearray", Value: []float64{1.5, -2}, Timestamp: time.Time{}, QoS: 1},
+		{Interface: testifaces.DeviceDatastreamInterface().Name, Path: "/s1/integerarray", Value: []int32{1, 2}, Timestamp: t0, QoS: 2},
+		{Interface: testifaces.DeviceDatastreamInterface().Name, Path: "/s1/booleanarray", Value: []bool{true, false}, Timestamp: time.Time{}, QoS: 0},
+		{Interface: testifaces.DeviceDatastreamInterface().Name, Path: "/s1/longintegerarray", Value: []int64{-1, 1 << 50}, Timestamp: t0, QoS: 1},
+		{Interface: testifaces.DeviceDatastreamInterface().Name, Path: "/s1/stringarray", Value: []string{"a", "b"}, Timestamp: time.Time{}, QoS: 2},
+		{Interface: testifaces.DeviceDatastreamInterface().Name, Path: "/s1/binaryblobarray", Value: [][]byte{{0}, {1}}, Timestamp: t0, QoS: 0},
+		{Interface: testifaces.DeviceDatastreamInterface().Name, Path: "/s1/datetimearray", Value: []time.Time{t0}, Timestamp: time.Time{}, QoS: 1},
 	}
 	got := a.WaitReceived(t, deviceID, len(want))
 	if diff := cmp.Diff(want, got, byPath); diff != "" {
@@ -122,9 +122,9 @@ func TestGeneratedDeviceAggregateAndDraft(t *testing.T) {
 	must(t, testifaces.NewDeviceAggregate(d).SendClimate(ctx, "hq", "kitchen", v, t0))
 	must(t, testifaces.NewDraft(d).SendStatusUptime(ctx, 42))
 	want := []astartetest.Received{
-		{Interface: testifaces.DeviceAggregateInterface.Name, Path: "/hq/kitchen/climate", Timestamp: t0, QoS: 1, Value: map[string]any{
+		{Interface: testifaces.DeviceAggregateInterface().Name, Path: "/hq/kitchen/climate", Timestamp: t0, QoS: 1, Value: map[string]any{
 			"temperature": 21.5, "humidity": 40.0, "co2_ppm": int32(420), "window_open": true, "readings": []float64{1, 2}, "sensor_name": "k1"}},
-		{Interface: testifaces.DraftInterface.Name, Path: "/status/uptime", Value: int64(42), QoS: 1},
+		{Interface: testifaces.DraftInterface().Name, Path: "/status/uptime", Value: int64(42), QoS: 1},
 	}
 	if diff := cmp.Diff(want, a.WaitReceived(t, deviceID, 2), byPath); diff != "" {
 		t.Errorf("received (-want +got):\n%s", diff)
@@ -406,59 +406,59 @@ func TestGeneratedServerDatastreamHandler(t *testing.T) {
 	a, d := connect(t)
 	ch := make(chan value, 16)
 	must(t, testifaces.RegisterServerDatastream(d, streamRecorder{ch}))
-	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface.Name, "/c7/double", 21.5))
+	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface().Name, "/c7/double", 21.5))
 	if diff := cmp.Diff(value{"Double", "c7", float64(21.5)}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface.Name, "/c7/integer", int32(-7)))
+	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface().Name, "/c7/integer", int32(-7)))
 	if diff := cmp.Diff(value{"Integer", "c7", int32(int32(-7))}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface.Name, "/c7/boolean", true))
+	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface().Name, "/c7/boolean", true))
 	if diff := cmp.Diff(value{"Boolean", "c7", bool(true)}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface.Name, "/c7/longinteger", int64(1)<<40))
+	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface().Name, "/c7/longinteger", int64(1)<<40))
 	if diff := cmp.Diff(value{"Longinteger", "c7", int64(int64(1) << 40)}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface.Name, "/c7/string", "héllo"))
+	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface().Name, "/c7/string", "héllo"))
 	if diff := cmp.Diff(value{"String", "c7", string("héllo")}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface.Name, "/c7/binaryblob", []byte{1, 2, 3}))
+	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface().Name, "/c7/binaryblob", []byte{1, 2, 3}))
 	if diff := cmp.Diff(value{"Binaryblob", "c7", []byte([]byte{1, 2, 3})}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface.Name, "/c7/datetime", t0))
+	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface().Name, "/c7/datetime", t0))
 	if diff := cmp.Diff(value{"Datetime", "c7", time.Time(t0)}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface.Name, "/c7/doublearray", []float64{1.5, -2}))
+	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface().Name, "/c7/doublearray", []float64{1.5, -2}))
 	if diff := cmp.Diff(value{"Doublearray", "c7", []float64([]float64{1.5, -2})}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface.Name, "/c7/integerarray", []int32{1, 2}))
+	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface().Name, "/c7/integerarray", []int32{1, 2}))
 	if diff := cmp.Diff(value{"Integerarray", "c7", []int32([]int32{1, 2})}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface.Name, "/c7/booleanarray", []bool{true, false}))
+	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface().Name, "/c7/booleanarray", []bool{true, false}))
 	if diff := cmp.Diff(value{"Booleanarray", "c7", []bool([]bool{true, false})}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface.Name, "/c7/longintegerarray", []int64{-1, 1 << 50}))
+	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface().Name, "/c7/longintegerarray", []int64{-1, 1 << 50}))
 	if diff := cmp.Diff(value{"Longintegerarray", "c7", []int64([]int64{-1, 1 << 50})}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface.Name, "/c7/stringarray", []string{"a", "b"}))
+	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface().Name, "/c7/stringarray", []string{"a", "b"}))
 	if diff := cmp.Diff(value{"Stringarray", "c7", []string([]string{"a", "b"})}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface.Name, "/c7/binaryblobarray", [][]byte{{0}, {1}}))
+	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface().Name, "/c7/binaryblobarray", [][]byte{{0}, {1}}))
 	if diff := cmp.Diff(value{"Binaryblobarray", "c7", [][]byte([][]byte{{0}, {1}})}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface.Name, "/c7/datetimearray", []time.Time{t0}))
+	must(t, a.SendDatastream(deviceID, testifaces.ServerDatastreamInterface().Name, "/c7/datetimearray", []time.Time{t0}))
 	if diff := cmp.Diff(value{"Datetimearray", "c7", []time.Time([]time.Time{t0})}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
@@ -478,7 +478,7 @@ func TestGeneratedServerAggregateHandler(t *testing.T) {
 	a, d := connect(t)
 	ch := make(chan testifaces.ServerAggregateCommand, 1)
 	must(t, testifaces.RegisterServerAggregate(d, commandRecorder{ch: ch}))
-	must(t, a.SendDatastream(deviceID, testifaces.ServerAggregateInterface.Name, "/command", map[string]any{
+	must(t, a.SendDatastream(deviceID, testifaces.ServerAggregateInterface().Name, "/command", map[string]any{
 		"name": "reboot", "args": []string{"now"}, "issued_at": t0, "payload": []byte{9}, "priority": int64(3)}))
 	want := testifaces.ServerAggregateCommand{Name: "reboot", Args: []string{"now"}, IssuedAt: t0, Payload: []byte{9}, Priority: 3}
 	select {
@@ -496,147 +496,147 @@ func TestGeneratedServerPropertiesHandlerAndGetters(t *testing.T) {
 	ch := make(chan value, 32)
 	must(t, testifaces.RegisterServerProperties(d, propsRecorder{ch}))
 	p := testifaces.NewServerProperties(d)
-	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/double", 21.5))
+	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/double", 21.5))
 	if diff := cmp.Diff(value{"SetDouble", "", float64(21.5)}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	if v, ok, err := p.SettingsDouble(); err != nil || !ok || !cmp.Equal(v, float64(21.5)) {
 		t.Errorf("getter SettingsDouble = %v, %v, %v", v, ok, err)
 	}
-	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/integer", int32(-7)))
+	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/integer", int32(-7)))
 	if diff := cmp.Diff(value{"SetInteger", "", int32(int32(-7))}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	if v, ok, err := p.SettingsInteger(); err != nil || !ok || !cmp.Equal(v, int32(int32(-7))) {
 		t.Errorf("getter SettingsInteger = %v, %v, %v", v, ok, err)
 	}
-	must(t, a.UnsetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/integer"))
+	must(t, a.UnsetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/integer"))
 	if got := next(t, ch); got.Method != "UnsetInteger" {
 		t.Errorf("unset reached %s", got.Method)
 	}
 	if _, ok, _ := p.SettingsInteger(); ok {
 		t.Errorf("SettingsInteger still cached after unset")
 	}
-	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/boolean", true))
+	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/boolean", true))
 	if diff := cmp.Diff(value{"SetBoolean", "", bool(true)}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	if v, ok, err := p.SettingsBoolean(); err != nil || !ok || !cmp.Equal(v, bool(true)) {
 		t.Errorf("getter SettingsBoolean = %v, %v, %v", v, ok, err)
 	}
-	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/longinteger", int64(1)<<40))
+	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/longinteger", int64(1)<<40))
 	if diff := cmp.Diff(value{"SetLonginteger", "", int64(int64(1) << 40)}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	if v, ok, err := p.SettingsLonginteger(); err != nil || !ok || !cmp.Equal(v, int64(int64(1)<<40)) {
 		t.Errorf("getter SettingsLonginteger = %v, %v, %v", v, ok, err)
 	}
-	must(t, a.UnsetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/longinteger"))
+	must(t, a.UnsetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/longinteger"))
 	if got := next(t, ch); got.Method != "UnsetLonginteger" {
 		t.Errorf("unset reached %s", got.Method)
 	}
 	if _, ok, _ := p.SettingsLonginteger(); ok {
 		t.Errorf("SettingsLonginteger still cached after unset")
 	}
-	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/string", "héllo"))
+	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/string", "héllo"))
 	if diff := cmp.Diff(value{"SetString", "", string("héllo")}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	if v, ok, err := p.SettingsString(); err != nil || !ok || !cmp.Equal(v, string("héllo")) {
 		t.Errorf("getter SettingsString = %v, %v, %v", v, ok, err)
 	}
-	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/binaryblob", []byte{1, 2, 3}))
+	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/binaryblob", []byte{1, 2, 3}))
 	if diff := cmp.Diff(value{"SetBinaryblob", "", []byte([]byte{1, 2, 3})}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	if v, ok, err := p.SettingsBinaryblob(); err != nil || !ok || !cmp.Equal(v, []byte([]byte{1, 2, 3})) {
 		t.Errorf("getter SettingsBinaryblob = %v, %v, %v", v, ok, err)
 	}
-	must(t, a.UnsetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/binaryblob"))
+	must(t, a.UnsetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/binaryblob"))
 	if got := next(t, ch); got.Method != "UnsetBinaryblob" {
 		t.Errorf("unset reached %s", got.Method)
 	}
 	if _, ok, _ := p.SettingsBinaryblob(); ok {
 		t.Errorf("SettingsBinaryblob still cached after unset")
 	}
-	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/datetime", t0))
+	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/datetime", t0))
 	if diff := cmp.Diff(value{"SetDatetime", "", time.Time(t0)}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	if v, ok, err := p.SettingsDatetime(); err != nil || !ok || !cmp.Equal(v, time.Time(t0)) {
 		t.Errorf("getter SettingsDatetime = %v, %v, %v", v, ok, err)
 	}
-	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/doublearray", []float64{1.5, -2}))
+	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/doublearray", []float64{1.5, -2}))
 	if diff := cmp.Diff(value{"SetDoublearray", "", []float64([]float64{1.5, -2})}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	if v, ok, err := p.SettingsDoublearray(); err != nil || !ok || !cmp.Equal(v, []float64([]float64{1.5, -2})) {
 		t.Errorf("getter SettingsDoublearray = %v, %v, %v", v, ok, err)
 	}
-	must(t, a.UnsetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/doublearray"))
+	must(t, a.UnsetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/doublearray"))
 	if got := next(t, ch); got.Method != "UnsetDoublearray" {
 		t.Errorf("unset reached %s", got.Method)
 	}
 	if _, ok, _ := p.SettingsDoublearray(); ok {
 		t.Errorf("SettingsDoublearray still cached after unset")
 	}
-	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/integerarray", []int32{1, 2}))
+	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/integerarray", []int32{1, 2}))
 	if diff := cmp.Diff(value{"SetIntegerarray", "", []int32([]int32{1, 2})}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	if v, ok, err := p.SettingsIntegerarray(); err != nil || !ok || !cmp.Equal(v, []int32([]int32{1, 2})) {
 		t.Errorf("getter SettingsIntegerarray = %v, %v, %v", v, ok, err)
 	}
-	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/booleanarray", []bool{true, false}))
+	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/booleanarray", []bool{true, false}))
 	if diff := cmp.Diff(value{"SetBooleanarray", "", []bool([]bool{true, false})}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	if v, ok, err := p.SettingsBooleanarray(); err != nil || !ok || !cmp.Equal(v, []bool([]bool{true, false})) {
 		t.Errorf("getter SettingsBooleanarray = %v, %v, %v", v, ok, err)
 	}
-	must(t, a.UnsetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/booleanarray"))
+	must(t, a.UnsetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/booleanarray"))
 	if got := next(t, ch); got.Method != "UnsetBooleanarray" {
 		t.Errorf("unset reached %s", got.Method)
 	}
 	if _, ok, _ := p.SettingsBooleanarray(); ok {
 		t.Errorf("SettingsBooleanarray still cached after unset")
 	}
-	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/longintegerarray", []int64{-1, 1 << 50}))
+	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/longintegerarray", []int64{-1, 1 << 50}))
 	if diff := cmp.Diff(value{"SetLongintegerarray", "", []int64([]int64{-1, 1 << 50})}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	if v, ok, err := p.SettingsLongintegerarray(); err != nil || !ok || !cmp.Equal(v, []int64([]int64{-1, 1 << 50})) {
 		t.Errorf("getter SettingsLongintegerarray = %v, %v, %v", v, ok, err)
 	}
-	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/stringarray", []string{"a", "b"}))
+	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/stringarray", []string{"a", "b"}))
 	if diff := cmp.Diff(value{"SetStringarray", "", []string([]string{"a", "b"})}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	if v, ok, err := p.SettingsStringarray(); err != nil || !ok || !cmp.Equal(v, []string([]string{"a", "b"})) {
 		t.Errorf("getter SettingsStringarray = %v, %v, %v", v, ok, err)
 	}
-	must(t, a.UnsetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/stringarray"))
+	must(t, a.UnsetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/stringarray"))
 	if got := next(t, ch); got.Method != "UnsetStringarray" {
 		t.Errorf("unset reached %s", got.Method)
 	}
 	if _, ok, _ := p.SettingsStringarray(); ok {
 		t.Errorf("SettingsStringarray still cached after unset")
 	}
-	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/binaryblobarray", [][]byte{{0}, {1}}))
+	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/binaryblobarray", [][]byte{{0}, {1}}))
 	if diff := cmp.Diff(value{"SetBinaryblobarray", "", [][]byte([][]byte{{0}, {1}})}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	if v, ok, err := p.SettingsBinaryblobarray(); err != nil || !ok || !cmp.Equal(v, [][]byte([][]byte{{0}, {1}})) {
 		t.Errorf("getter SettingsBinaryblobarray = %v, %v, %v", v, ok, err)
 	}
-	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/datetimearray", []time.Time{t0}))
+	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/datetimearray", []time.Time{t0}))
 	if diff := cmp.Diff(value{"SetDatetimearray", "", []time.Time([]time.Time{t0})}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	if v, ok, err := p.SettingsDatetimearray(); err != nil || !ok || !cmp.Equal(v, []time.Time([]time.Time{t0})) {
 		t.Errorf("getter SettingsDatetimearray = %v, %v, %v", v, ok, err)
 	}
-	must(t, a.UnsetProperty(deviceID, testifaces.ServerPropertiesInterface.Name, "/settings/datetimearray"))
+	must(t, a.UnsetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/datetimearray"))
 	if got := next(t, ch); got.Method != "UnsetDatetimearray" {
 		t.Errorf("unset reached %s", got.Method)
 	}

@@ -10,8 +10,11 @@ import (
 	"time"
 )
 
-// DeviceAggregateInterface describes org.astartegen.test.DeviceAggregate v2.0 (device-owned datastream).
-var DeviceAggregateInterface = &model.Interface{
+/*
+deviceAggregateInterface describes org.astartegen.test.DeviceAggregate v2.0 (device-owned datastream). Generated code reads it;
+nothing outside this package can change it.
+*/
+var deviceAggregateInterface = &model.Interface{
 	Name:        "org.astartegen.test.DeviceAggregate",
 	Major:       2,
 	Minor:       0,
@@ -85,6 +88,11 @@ var DeviceAggregateInterface = &model.Interface{
 	},
 }
 
+// DeviceAggregateInterface returns a copy of the descriptor of org.astartegen.test.DeviceAggregate v2.0.
+func DeviceAggregateInterface() *model.Interface {
+	return deviceAggregateInterface.Clone()
+}
+
 // DeviceAggregateClimate is one object of org.astartegen.test.DeviceAggregate, sent as a whole on /%{building}/%{room}/climate.
 type DeviceAggregateClimate struct {
 	// Temperature is the temperature field (double).
@@ -110,14 +118,14 @@ type DeviceAggregate struct {
 	d *runtime.Device
 }
 
-// NewDeviceAggregate returns the DeviceAggregate of a device created with DeviceAggregateInterface.
+// NewDeviceAggregate returns the DeviceAggregate of a device created with DeviceAggregateInterface (or Interfaces).
 func NewDeviceAggregate(d *runtime.Device) DeviceAggregate {
 	return DeviceAggregate{d: d}
 }
 
 // SendClimate sends every field of v on /%{building}/%{room}/climate. Delivery: guaranteed (QoS 1), retention stored, expires after 24h0m0s, explicit timestamp.
 func (s DeviceAggregate) SendClimate(ctx context.Context, building string, room string, v DeviceAggregateClimate, timestamp time.Time) error {
-	m := s.d.Message(DeviceAggregateInterface, 0, building, room)
+	m := runtime.GeneratedMessage(s.d, deviceAggregateInterface, 0, building, room)
 	m.Field(0).Double(v.Temperature)
 	m.Field(1).Double(v.Humidity)
 	m.Field(2).Integer(v.Co2Ppm)

@@ -10,8 +10,11 @@ import (
 	"time"
 )
 
-// DeviceDatastreamInterface describes org.astartegen.test.DeviceDatastream v1.2 (device-owned datastream).
-var DeviceDatastreamInterface = &model.Interface{
+/*
+deviceDatastreamInterface describes org.astartegen.test.DeviceDatastream v1.2 (device-owned datastream). Generated code reads it;
+nothing outside this package can change it.
+*/
+var deviceDatastreamInterface = &model.Interface{
 	Name:        "org.astartegen.test.DeviceDatastream",
 	Major:       1,
 	Minor:       2,
@@ -125,6 +128,11 @@ var DeviceDatastreamInterface = &model.Interface{
 	},
 }
 
+// DeviceDatastreamInterface returns a copy of the descriptor of org.astartegen.test.DeviceDatastream v1.2.
+func DeviceDatastreamInterface() *model.Interface {
+	return deviceDatastreamInterface.Clone()
+}
+
 // DeviceDatastream sends on org.astartegen.test.DeviceDatastream v1.2 (device-owned datastream).
 //
 // Sensor readings, one endpoint per Astarte type.
@@ -135,7 +143,7 @@ type DeviceDatastream struct {
 	d *runtime.Device
 }
 
-// NewDeviceDatastream returns the DeviceDatastream of a device created with DeviceDatastreamInterface.
+// NewDeviceDatastream returns the DeviceDatastream of a device created with DeviceDatastreamInterface (or Interfaces).
 func NewDeviceDatastream(d *runtime.Device) DeviceDatastream {
 	return DeviceDatastream{d: d}
 }
@@ -144,7 +152,7 @@ func NewDeviceDatastream(d *runtime.Device) DeviceDatastream {
 //
 // A double reading of one sensor.
 func (s DeviceDatastream) SendDouble(ctx context.Context, sensorID string, value float64, timestamp time.Time) error {
-	m := s.d.Message(DeviceDatastreamInterface, 0, sensorID)
+	m := runtime.GeneratedMessage(s.d, deviceDatastreamInterface, 0, sensorID)
 	m.Double(value)
 	return m.Send(ctx, timestamp)
 }
@@ -153,7 +161,7 @@ func (s DeviceDatastream) SendDouble(ctx context.Context, sensorID string, value
 //
 // A integer reading of one sensor.
 func (s DeviceDatastream) SendInteger(ctx context.Context, sensorID string, value int32) error {
-	m := s.d.Message(DeviceDatastreamInterface, 1, sensorID)
+	m := runtime.GeneratedMessage(s.d, deviceDatastreamInterface, 1, sensorID)
 	m.Integer(value)
 	return m.Send(ctx, time.Time{})
 }
@@ -162,7 +170,7 @@ func (s DeviceDatastream) SendInteger(ctx context.Context, sensorID string, valu
 //
 // A boolean reading of one sensor.
 func (s DeviceDatastream) SendBoolean(ctx context.Context, sensorID string, value bool, timestamp time.Time) error {
-	m := s.d.Message(DeviceDatastreamInterface, 2, sensorID)
+	m := runtime.GeneratedMessage(s.d, deviceDatastreamInterface, 2, sensorID)
 	m.Boolean(value)
 	return m.Send(ctx, timestamp)
 }
@@ -171,7 +179,7 @@ func (s DeviceDatastream) SendBoolean(ctx context.Context, sensorID string, valu
 //
 // A longinteger reading of one sensor.
 func (s DeviceDatastream) SendLonginteger(ctx context.Context, sensorID string, value int64) error {
-	m := s.d.Message(DeviceDatastreamInterface, 3, sensorID)
+	m := runtime.GeneratedMessage(s.d, deviceDatastreamInterface, 3, sensorID)
 	m.LongInteger(value)
 	return m.Send(ctx, time.Time{})
 }
@@ -180,7 +188,7 @@ func (s DeviceDatastream) SendLonginteger(ctx context.Context, sensorID string, 
 //
 // A string reading of one sensor.
 func (s DeviceDatastream) SendString(ctx context.Context, sensorID string, value string, timestamp time.Time) error {
-	m := s.d.Message(DeviceDatastreamInterface, 4, sensorID)
+	m := runtime.GeneratedMessage(s.d, deviceDatastreamInterface, 4, sensorID)
 	m.String(value)
 	return m.Send(ctx, timestamp)
 }
@@ -189,7 +197,7 @@ func (s DeviceDatastream) SendString(ctx context.Context, sensorID string, value
 //
 // A binaryblob reading of one sensor.
 func (s DeviceDatastream) SendBinaryblob(ctx context.Context, sensorID string, value []byte) error {
-	m := s.d.Message(DeviceDatastreamInterface, 5, sensorID)
+	m := runtime.GeneratedMessage(s.d, deviceDatastreamInterface, 5, sensorID)
 	m.BinaryBlob(value)
 	return m.Send(ctx, time.Time{})
 }
@@ -198,7 +206,7 @@ func (s DeviceDatastream) SendBinaryblob(ctx context.Context, sensorID string, v
 //
 // A datetime reading of one sensor.
 func (s DeviceDatastream) SendDatetime(ctx context.Context, sensorID string, value time.Time, timestamp time.Time) error {
-	m := s.d.Message(DeviceDatastreamInterface, 6, sensorID)
+	m := runtime.GeneratedMessage(s.d, deviceDatastreamInterface, 6, sensorID)
 	m.DateTime(value)
 	return m.Send(ctx, timestamp)
 }
@@ -207,7 +215,7 @@ func (s DeviceDatastream) SendDatetime(ctx context.Context, sensorID string, val
 //
 // A doublearray reading of one sensor.
 func (s DeviceDatastream) SendDoublearray(ctx context.Context, sensorID string, value []float64) error {
-	m := s.d.Message(DeviceDatastreamInterface, 7, sensorID)
+	m := runtime.GeneratedMessage(s.d, deviceDatastreamInterface, 7, sensorID)
 	m.DoubleArray(value)
 	return m.Send(ctx, time.Time{})
 }
@@ -216,7 +224,7 @@ func (s DeviceDatastream) SendDoublearray(ctx context.Context, sensorID string, 
 //
 // A integerarray reading of one sensor.
 func (s DeviceDatastream) SendIntegerarray(ctx context.Context, sensorID string, value []int32, timestamp time.Time) error {
-	m := s.d.Message(DeviceDatastreamInterface, 8, sensorID)
+	m := runtime.GeneratedMessage(s.d, deviceDatastreamInterface, 8, sensorID)
 	m.IntegerArray(value)
 	return m.Send(ctx, timestamp)
 }
@@ -225,7 +233,7 @@ func (s DeviceDatastream) SendIntegerarray(ctx context.Context, sensorID string,
 //
 // A booleanarray reading of one sensor.
 func (s DeviceDatastream) SendBooleanarray(ctx context.Context, sensorID string, value []bool) error {
-	m := s.d.Message(DeviceDatastreamInterface, 9, sensorID)
+	m := runtime.GeneratedMessage(s.d, deviceDatastreamInterface, 9, sensorID)
 	m.BooleanArray(value)
 	return m.Send(ctx, time.Time{})
 }
@@ -234,7 +242,7 @@ func (s DeviceDatastream) SendBooleanarray(ctx context.Context, sensorID string,
 //
 // A longintegerarray reading of one sensor.
 func (s DeviceDatastream) SendLongintegerarray(ctx context.Context, sensorID string, value []int64, timestamp time.Time) error {
-	m := s.d.Message(DeviceDatastreamInterface, 10, sensorID)
+	m := runtime.GeneratedMessage(s.d, deviceDatastreamInterface, 10, sensorID)
 	m.LongIntegerArray(value)
 	return m.Send(ctx, timestamp)
 }
@@ -243,7 +251,7 @@ func (s DeviceDatastream) SendLongintegerarray(ctx context.Context, sensorID str
 //
 // A stringarray reading of one sensor.
 func (s DeviceDatastream) SendStringarray(ctx context.Context, sensorID string, value []string) error {
-	m := s.d.Message(DeviceDatastreamInterface, 11, sensorID)
+	m := runtime.GeneratedMessage(s.d, deviceDatastreamInterface, 11, sensorID)
 	m.StringArray(value)
 	return m.Send(ctx, time.Time{})
 }
@@ -252,7 +260,7 @@ func (s DeviceDatastream) SendStringarray(ctx context.Context, sensorID string, 
 //
 // A binaryblobarray reading of one sensor.
 func (s DeviceDatastream) SendBinaryblobarray(ctx context.Context, sensorID string, value [][]byte, timestamp time.Time) error {
-	m := s.d.Message(DeviceDatastreamInterface, 12, sensorID)
+	m := runtime.GeneratedMessage(s.d, deviceDatastreamInterface, 12, sensorID)
 	m.BinaryBlobArray(value)
 	return m.Send(ctx, timestamp)
 }
@@ -261,7 +269,7 @@ func (s DeviceDatastream) SendBinaryblobarray(ctx context.Context, sensorID stri
 //
 // A datetimearray reading of one sensor.
 func (s DeviceDatastream) SendDatetimearray(ctx context.Context, sensorID string, value []time.Time) error {
-	m := s.d.Message(DeviceDatastreamInterface, 13, sensorID)
+	m := runtime.GeneratedMessage(s.d, deviceDatastreamInterface, 13, sensorID)
 	m.DateTimeArray(value)
 	return m.Send(ctx, time.Time{})
 }

@@ -10,8 +10,11 @@ import (
 	"time"
 )
 
-// DevicePropertiesInterface describes org.astartegen.test.DeviceProperties v1.0 (device-owned properties).
-var DevicePropertiesInterface = &model.Interface{
+/*
+devicePropertiesInterface describes org.astartegen.test.DeviceProperties v1.0 (device-owned properties). Generated code reads it;
+nothing outside this package can change it.
+*/
+var devicePropertiesInterface = &model.Interface{
 	Name:        "org.astartegen.test.DeviceProperties",
 	Major:       1,
 	Minor:       0,
@@ -85,6 +88,11 @@ var DevicePropertiesInterface = &model.Interface{
 	},
 }
 
+// DevicePropertiesInterface returns a copy of the descriptor of org.astartegen.test.DeviceProperties v1.0.
+func DevicePropertiesInterface() *model.Interface {
+	return devicePropertiesInterface.Clone()
+}
+
 // DeviceProperties sets and reads the properties of org.astartegen.test.DeviceProperties v1.0 (device-owned properties).
 //
 // Reported configuration.
@@ -92,147 +100,147 @@ type DeviceProperties struct {
 	d *runtime.Device
 }
 
-// NewDeviceProperties returns the DeviceProperties of a device created with DevicePropertiesInterface.
+// NewDeviceProperties returns the DeviceProperties of a device created with DevicePropertiesInterface (or Interfaces).
 func NewDeviceProperties(d *runtime.Device) DeviceProperties {
 	return DeviceProperties{d: d}
 }
 
 // SetDouble sets /%{group}/%{item}/double. Delivery: unique (QoS 2), kept in the device's store; may be unset.
 func (s DeviceProperties) SetDouble(ctx context.Context, group string, item string, value float64) error {
-	m := s.d.Message(DevicePropertiesInterface, 0, group, item)
+	m := runtime.GeneratedMessage(s.d, devicePropertiesInterface, 0, group, item)
 	m.Double(value)
 	return m.Send(ctx, time.Time{})
 }
 
 // UnsetDouble unsets /%{group}/%{item}/double.
 func (s DeviceProperties) UnsetDouble(ctx context.Context, group string, item string) error {
-	return s.d.Unset(ctx, DevicePropertiesInterface, 0, group, item)
+	return runtime.GeneratedUnset(ctx, s.d, devicePropertiesInterface, 0, group, item)
 }
 
 // SetInteger sets /%{group}/%{item}/integer. Delivery: unique (QoS 2), kept in the device's store.
 func (s DeviceProperties) SetInteger(ctx context.Context, group string, item string, value int32) error {
-	m := s.d.Message(DevicePropertiesInterface, 1, group, item)
+	m := runtime.GeneratedMessage(s.d, devicePropertiesInterface, 1, group, item)
 	m.Integer(value)
 	return m.Send(ctx, time.Time{})
 }
 
 // SetBoolean sets /%{group}/%{item}/boolean. Delivery: unique (QoS 2), kept in the device's store; may be unset.
 func (s DeviceProperties) SetBoolean(ctx context.Context, group string, item string, value bool) error {
-	m := s.d.Message(DevicePropertiesInterface, 2, group, item)
+	m := runtime.GeneratedMessage(s.d, devicePropertiesInterface, 2, group, item)
 	m.Boolean(value)
 	return m.Send(ctx, time.Time{})
 }
 
 // UnsetBoolean unsets /%{group}/%{item}/boolean.
 func (s DeviceProperties) UnsetBoolean(ctx context.Context, group string, item string) error {
-	return s.d.Unset(ctx, DevicePropertiesInterface, 2, group, item)
+	return runtime.GeneratedUnset(ctx, s.d, devicePropertiesInterface, 2, group, item)
 }
 
 // SetLonginteger sets /%{group}/%{item}/longinteger. Delivery: unique (QoS 2), kept in the device's store.
 func (s DeviceProperties) SetLonginteger(ctx context.Context, group string, item string, value int64) error {
-	m := s.d.Message(DevicePropertiesInterface, 3, group, item)
+	m := runtime.GeneratedMessage(s.d, devicePropertiesInterface, 3, group, item)
 	m.LongInteger(value)
 	return m.Send(ctx, time.Time{})
 }
 
 // SetString sets /%{group}/%{item}/string. Delivery: unique (QoS 2), kept in the device's store; may be unset.
 func (s DeviceProperties) SetString(ctx context.Context, group string, item string, value string) error {
-	m := s.d.Message(DevicePropertiesInterface, 4, group, item)
+	m := runtime.GeneratedMessage(s.d, devicePropertiesInterface, 4, group, item)
 	m.String(value)
 	return m.Send(ctx, time.Time{})
 }
 
 // UnsetString unsets /%{group}/%{item}/string.
 func (s DeviceProperties) UnsetString(ctx context.Context, group string, item string) error {
-	return s.d.Unset(ctx, DevicePropertiesInterface, 4, group, item)
+	return runtime.GeneratedUnset(ctx, s.d, devicePropertiesInterface, 4, group, item)
 }
 
 // SetBinaryblob sets /%{group}/%{item}/binaryblob. Delivery: unique (QoS 2), kept in the device's store.
 func (s DeviceProperties) SetBinaryblob(ctx context.Context, group string, item string, value []byte) error {
-	m := s.d.Message(DevicePropertiesInterface, 5, group, item)
+	m := runtime.GeneratedMessage(s.d, devicePropertiesInterface, 5, group, item)
 	m.BinaryBlob(value)
 	return m.Send(ctx, time.Time{})
 }
 
 // SetDatetime sets /%{group}/%{item}/datetime. Delivery: unique (QoS 2), kept in the device's store; may be unset.
 func (s DeviceProperties) SetDatetime(ctx context.Context, group string, item string, value time.Time) error {
-	m := s.d.Message(DevicePropertiesInterface, 6, group, item)
+	m := runtime.GeneratedMessage(s.d, devicePropertiesInterface, 6, group, item)
 	m.DateTime(value)
 	return m.Send(ctx, time.Time{})
 }
 
 // UnsetDatetime unsets /%{group}/%{item}/datetime.
 func (s DeviceProperties) UnsetDatetime(ctx context.Context, group string, item string) error {
-	return s.d.Unset(ctx, DevicePropertiesInterface, 6, group, item)
+	return runtime.GeneratedUnset(ctx, s.d, devicePropertiesInterface, 6, group, item)
 }
 
 // SetDoublearray sets /%{group}/%{item}/doublearray. Delivery: unique (QoS 2), kept in the device's store.
 func (s DeviceProperties) SetDoublearray(ctx context.Context, group string, item string, value []float64) error {
-	m := s.d.Message(DevicePropertiesInterface, 7, group, item)
+	m := runtime.GeneratedMessage(s.d, devicePropertiesInterface, 7, group, item)
 	m.DoubleArray(value)
 	return m.Send(ctx, time.Time{})
 }
 
 // SetIntegerarray sets /%{group}/%{item}/integerarray. Delivery: unique (QoS 2), kept in the device's store; may be unset.
 func (s DeviceProperties) SetIntegerarray(ctx context.Context, group string, item string, value []int32) error {
-	m := s.d.Message(DevicePropertiesInterface, 8, group, item)
+	m := runtime.GeneratedMessage(s.d, devicePropertiesInterface, 8, group, item)
 	m.IntegerArray(value)
 	return m.Send(ctx, time.Time{})
 }
 
 // UnsetIntegerarray unsets /%{group}/%{item}/integerarray.
 func (s DeviceProperties) UnsetIntegerarray(ctx context.Context, group string, item string) error {
-	return s.d.Unset(ctx, DevicePropertiesInterface, 8, group, item)
+	return runtime.GeneratedUnset(ctx, s.d, devicePropertiesInterface, 8, group, item)
 }
 
 // SetBooleanarray sets /%{group}/%{item}/booleanarray. Delivery: unique (QoS 2), kept in the device's store.
 func (s DeviceProperties) SetBooleanarray(ctx context.Context, group string, item string, value []bool) error {
-	m := s.d.Message(DevicePropertiesInterface, 9, group, item)
+	m := runtime.GeneratedMessage(s.d, devicePropertiesInterface, 9, group, item)
 	m.BooleanArray(value)
 	return m.Send(ctx, time.Time{})
 }
 
 // SetLongintegerarray sets /%{group}/%{item}/longintegerarray. Delivery: unique (QoS 2), kept in the device's store; may be unset.
 func (s DeviceProperties) SetLongintegerarray(ctx context.Context, group string, item string, value []int64) error {
-	m := s.d.Message(DevicePropertiesInterface, 10, group, item)
+	m := runtime.GeneratedMessage(s.d, devicePropertiesInterface, 10, group, item)
 	m.LongIntegerArray(value)
 	return m.Send(ctx, time.Time{})
 }
 
 // UnsetLongintegerarray unsets /%{group}/%{item}/longintegerarray.
 func (s DeviceProperties) UnsetLongintegerarray(ctx context.Context, group string, item string) error {
-	return s.d.Unset(ctx, DevicePropertiesInterface, 10, group, item)
+	return runtime.GeneratedUnset(ctx, s.d, devicePropertiesInterface, 10, group, item)
 }
 
 // SetStringarray sets /%{group}/%{item}/stringarray. Delivery: unique (QoS 2), kept in the device's store.
 func (s DeviceProperties) SetStringarray(ctx context.Context, group string, item string, value []string) error {
-	m := s.d.Message(DevicePropertiesInterface, 11, group, item)
+	m := runtime.GeneratedMessage(s.d, devicePropertiesInterface, 11, group, item)
 	m.StringArray(value)
 	return m.Send(ctx, time.Time{})
 }
 
 // SetBinaryblobarray sets /%{group}/%{item}/binaryblobarray. Delivery: unique (QoS 2), kept in the device's store; may be unset.
 func (s DeviceProperties) SetBinaryblobarray(ctx context.Context, group string, item string, value [][]byte) error {
-	m := s.d.Message(DevicePropertiesInterface, 12, group, item)
+	m := runtime.GeneratedMessage(s.d, devicePropertiesInterface, 12, group, item)
 	m.BinaryBlobArray(value)
 	return m.Send(ctx, time.Time{})
 }
 
 // UnsetBinaryblobarray unsets /%{group}/%{item}/binaryblobarray.
 func (s DeviceProperties) UnsetBinaryblobarray(ctx context.Context, group string, item string) error {
-	return s.d.Unset(ctx, DevicePropertiesInterface, 12, group, item)
+	return runtime.GeneratedUnset(ctx, s.d, devicePropertiesInterface, 12, group, item)
 }
 
 // SetDatetimearray sets /%{group}/%{item}/datetimearray. Delivery: unique (QoS 2), kept in the device's store.
 func (s DeviceProperties) SetDatetimearray(ctx context.Context, group string, item string, value []time.Time) error {
-	m := s.d.Message(DevicePropertiesInterface, 13, group, item)
+	m := runtime.GeneratedMessage(s.d, devicePropertiesInterface, 13, group, item)
 	m.DateTimeArray(value)
 	return m.Send(ctx, time.Time{})
 }
 
 // Double returns the stored value of /%{group}/%{item}/double and whether it is set.
 func (s DeviceProperties) Double(group string, item string) (float64, bool, error) {
-	v, ok, err := s.d.Property(DevicePropertiesInterface, 0, group, item)
+	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 0, group, item)
 	if !ok || err != nil {
 		var zero float64
 		return zero, ok, err
@@ -243,7 +251,7 @@ func (s DeviceProperties) Double(group string, item string) (float64, bool, erro
 
 // Integer returns the stored value of /%{group}/%{item}/integer and whether it is set.
 func (s DeviceProperties) Integer(group string, item string) (int32, bool, error) {
-	v, ok, err := s.d.Property(DevicePropertiesInterface, 1, group, item)
+	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 1, group, item)
 	if !ok || err != nil {
 		var zero int32
 		return zero, ok, err
@@ -254,7 +262,7 @@ func (s DeviceProperties) Integer(group string, item string) (int32, bool, error
 
 // Boolean returns the stored value of /%{group}/%{item}/boolean and whether it is set.
 func (s DeviceProperties) Boolean(group string, item string) (bool, bool, error) {
-	v, ok, err := s.d.Property(DevicePropertiesInterface, 2, group, item)
+	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 2, group, item)
 	if !ok || err != nil {
 		var zero bool
 		return zero, ok, err
@@ -265,7 +273,7 @@ func (s DeviceProperties) Boolean(group string, item string) (bool, bool, error)
 
 // Longinteger returns the stored value of /%{group}/%{item}/longinteger and whether it is set.
 func (s DeviceProperties) Longinteger(group string, item string) (int64, bool, error) {
-	v, ok, err := s.d.Property(DevicePropertiesInterface, 3, group, item)
+	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 3, group, item)
 	if !ok || err != nil {
 		var zero int64
 		return zero, ok, err
@@ -276,7 +284,7 @@ func (s DeviceProperties) Longinteger(group string, item string) (int64, bool, e
 
 // String returns the stored value of /%{group}/%{item}/string and whether it is set.
 func (s DeviceProperties) String(group string, item string) (string, bool, error) {
-	v, ok, err := s.d.Property(DevicePropertiesInterface, 4, group, item)
+	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 4, group, item)
 	if !ok || err != nil {
 		var zero string
 		return zero, ok, err
@@ -287,7 +295,7 @@ func (s DeviceProperties) String(group string, item string) (string, bool, error
 
 // Binaryblob returns the stored value of /%{group}/%{item}/binaryblob and whether it is set.
 func (s DeviceProperties) Binaryblob(group string, item string) ([]byte, bool, error) {
-	v, ok, err := s.d.Property(DevicePropertiesInterface, 5, group, item)
+	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 5, group, item)
 	if !ok || err != nil {
 		var zero []byte
 		return zero, ok, err
@@ -298,7 +306,7 @@ func (s DeviceProperties) Binaryblob(group string, item string) ([]byte, bool, e
 
 // Datetime returns the stored value of /%{group}/%{item}/datetime and whether it is set.
 func (s DeviceProperties) Datetime(group string, item string) (time.Time, bool, error) {
-	v, ok, err := s.d.Property(DevicePropertiesInterface, 6, group, item)
+	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 6, group, item)
 	if !ok || err != nil {
 		var zero time.Time
 		return zero, ok, err
@@ -309,7 +317,7 @@ func (s DeviceProperties) Datetime(group string, item string) (time.Time, bool, 
 
 // Doublearray returns the stored value of /%{group}/%{item}/doublearray and whether it is set.
 func (s DeviceProperties) Doublearray(group string, item string) ([]float64, bool, error) {
-	v, ok, err := s.d.Property(DevicePropertiesInterface, 7, group, item)
+	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 7, group, item)
 	if !ok || err != nil {
 		var zero []float64
 		return zero, ok, err
@@ -320,7 +328,7 @@ func (s DeviceProperties) Doublearray(group string, item string) ([]float64, boo
 
 // Integerarray returns the stored value of /%{group}/%{item}/integerarray and whether it is set.
 func (s DeviceProperties) Integerarray(group string, item string) ([]int32, bool, error) {
-	v, ok, err := s.d.Property(DevicePropertiesInterface, 8, group, item)
+	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 8, group, item)
 	if !ok || err != nil {
 		var zero []int32
 		return zero, ok, err
@@ -331,7 +339,7 @@ func (s DeviceProperties) Integerarray(group string, item string) ([]int32, bool
 
 // Booleanarray returns the stored value of /%{group}/%{item}/booleanarray and whether it is set.
 func (s DeviceProperties) Booleanarray(group string, item string) ([]bool, bool, error) {
-	v, ok, err := s.d.Property(DevicePropertiesInterface, 9, group, item)
+	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 9, group, item)
 	if !ok || err != nil {
 		var zero []bool
 		return zero, ok, err
@@ -342,7 +350,7 @@ func (s DeviceProperties) Booleanarray(group string, item string) ([]bool, bool,
 
 // Longintegerarray returns the stored value of /%{group}/%{item}/longintegerarray and whether it is set.
 func (s DeviceProperties) Longintegerarray(group string, item string) ([]int64, bool, error) {
-	v, ok, err := s.d.Property(DevicePropertiesInterface, 10, group, item)
+	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 10, group, item)
 	if !ok || err != nil {
 		var zero []int64
 		return zero, ok, err
@@ -353,7 +361,7 @@ func (s DeviceProperties) Longintegerarray(group string, item string) ([]int64, 
 
 // Stringarray returns the stored value of /%{group}/%{item}/stringarray and whether it is set.
 func (s DeviceProperties) Stringarray(group string, item string) ([]string, bool, error) {
-	v, ok, err := s.d.Property(DevicePropertiesInterface, 11, group, item)
+	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 11, group, item)
 	if !ok || err != nil {
 		var zero []string
 		return zero, ok, err
@@ -364,7 +372,7 @@ func (s DeviceProperties) Stringarray(group string, item string) ([]string, bool
 
 // Binaryblobarray returns the stored value of /%{group}/%{item}/binaryblobarray and whether it is set.
 func (s DeviceProperties) Binaryblobarray(group string, item string) ([][]byte, bool, error) {
-	v, ok, err := s.d.Property(DevicePropertiesInterface, 12, group, item)
+	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 12, group, item)
 	if !ok || err != nil {
 		var zero [][]byte
 		return zero, ok, err
@@ -375,7 +383,7 @@ func (s DeviceProperties) Binaryblobarray(group string, item string) ([][]byte, 
 
 // Datetimearray returns the stored value of /%{group}/%{item}/datetimearray and whether it is set.
 func (s DeviceProperties) Datetimearray(group string, item string) ([]time.Time, bool, error) {
-	v, ok, err := s.d.Property(DevicePropertiesInterface, 13, group, item)
+	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 13, group, item)
 	if !ok || err != nil {
 		var zero []time.Time
 		return zero, ok, err

@@ -10,8 +10,11 @@ import (
 	"time"
 )
 
-// DraftInterface describes org.astartegen.test.Draft v0.1 (device-owned datastream).
-var DraftInterface = &model.Interface{
+/*
+draftInterface describes org.astartegen.test.Draft v0.1 (device-owned datastream). Generated code reads it;
+nothing outside this package can change it.
+*/
+var draftInterface = &model.Interface{
 	Name:      "org.astartegen.test.Draft",
 	Major:     0,
 	Minor:     1,
@@ -35,6 +38,11 @@ var DraftInterface = &model.Interface{
 	},
 }
 
+// DraftInterface returns a copy of the descriptor of org.astartegen.test.Draft v0.1.
+func DraftInterface() *model.Interface {
+	return draftInterface.Clone()
+}
+
 // Draft sends on org.astartegen.test.Draft v0.1 (device-owned datastream).
 //
 // A draft (major 0) interface.
@@ -42,28 +50,28 @@ type Draft struct {
 	d *runtime.Device
 }
 
-// NewDraft returns the Draft of a device created with DraftInterface.
+// NewDraft returns the Draft of a device created with DraftInterface (or Interfaces).
 func NewDraft(d *runtime.Device) Draft {
 	return Draft{d: d}
 }
 
 // SendStatusUptime sends /status/uptime. Delivery: guaranteed (QoS 1), retention discard.
 func (s Draft) SendStatusUptime(ctx context.Context, value int64) error {
-	m := s.d.Message(DraftInterface, 0)
+	m := runtime.GeneratedMessage(s.d, draftInterface, 0)
 	m.LongInteger(value)
 	return m.Send(ctx, time.Time{})
 }
 
 // SendStatusLoadOneMinute sends /status/load/one_minute. Delivery: unreliable (QoS 0), retention discard.
 func (s Draft) SendStatusLoadOneMinute(ctx context.Context, value float64) error {
-	m := s.d.Message(DraftInterface, 1)
+	m := runtime.GeneratedMessage(s.d, draftInterface, 1)
 	m.Double(value)
 	return m.Send(ctx, time.Time{})
 }
 
 // SendStatusLoadFiveMinutes sends /status/load/five_minutes. Delivery: unreliable (QoS 0), retention discard.
 func (s Draft) SendStatusLoadFiveMinutes(ctx context.Context, value float64) error {
-	m := s.d.Message(DraftInterface, 2)
+	m := runtime.GeneratedMessage(s.d, draftInterface, 2)
 	m.Double(value)
 	return m.Send(ctx, time.Time{})
 }

@@ -10,8 +10,11 @@ import (
 	"time"
 )
 
-// ServerAggregateInterface describes org.astartegen.test.ServerAggregate v1.0 (server-owned datastream).
-var ServerAggregateInterface = &model.Interface{
+/*
+serverAggregateInterface describes org.astartegen.test.ServerAggregate v1.0 (server-owned datastream). Generated code reads it;
+nothing outside this package can change it.
+*/
+var serverAggregateInterface = &model.Interface{
 	Name:        "org.astartegen.test.ServerAggregate",
 	Major:       1,
 	Minor:       0,
@@ -48,6 +51,11 @@ var ServerAggregateInterface = &model.Interface{
 	},
 }
 
+// ServerAggregateInterface returns a copy of the descriptor of org.astartegen.test.ServerAggregate v1.0.
+func ServerAggregateInterface() *model.Interface {
+	return serverAggregateInterface.Clone()
+}
+
 // ServerAggregateCommand is one object of org.astartegen.test.ServerAggregate, sent as a whole on /command.
 type ServerAggregateCommand struct {
 	// Name is the name field (string).
@@ -80,7 +88,7 @@ func (UnimplementedServerAggregateHandler) Command(ctx context.Context, v Server
 
 // RegisterServerAggregate makes h receive the device's org.astartegen.test.ServerAggregate messages.
 func RegisterServerAggregate(d *runtime.Device, h ServerAggregateHandler) error {
-	return d.Handle(ServerAggregateInterface, func(ctx context.Context, in *runtime.Incoming) error {
+	return d.Handle(serverAggregateInterface, func(ctx context.Context, in *runtime.Incoming) error {
 		var v ServerAggregateCommand
 		if f, ok := in.Field(0); ok {
 			x, err := f.String()

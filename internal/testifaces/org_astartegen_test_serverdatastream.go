@@ -10,8 +10,11 @@ import (
 	"time"
 )
 
-// ServerDatastreamInterface describes org.astartegen.test.ServerDatastream v1.0 (server-owned datastream).
-var ServerDatastreamInterface = &model.Interface{
+/*
+serverDatastreamInterface describes org.astartegen.test.ServerDatastream v1.0 (server-owned datastream). Generated code reads it;
+nothing outside this package can change it.
+*/
+var serverDatastreamInterface = &model.Interface{
 	Name:        "org.astartegen.test.ServerDatastream",
 	Major:       1,
 	Minor:       0,
@@ -85,6 +88,11 @@ var ServerDatastreamInterface = &model.Interface{
 			Reliability: model.Guaranteed,
 		},
 	},
+}
+
+// ServerDatastreamInterface returns a copy of the descriptor of org.astartegen.test.ServerDatastream v1.0.
+func ServerDatastreamInterface() *model.Interface {
+	return serverDatastreamInterface.Clone()
 }
 
 // ServerDatastreamHandler handles what the server sends on org.astartegen.test.ServerDatastream v1.0 (server-owned datastream). Embed UnimplementedServerDatastreamHandler to stay compatible with later minor versions.
@@ -196,7 +204,7 @@ func (UnimplementedServerDatastreamHandler) Datetimearray(ctx context.Context, c
 
 // RegisterServerDatastream makes h receive the device's org.astartegen.test.ServerDatastream messages.
 func RegisterServerDatastream(d *runtime.Device, h ServerDatastreamHandler) error {
-	return d.Handle(ServerDatastreamInterface, func(ctx context.Context, in *runtime.Incoming) error {
+	return d.Handle(serverDatastreamInterface, func(ctx context.Context, in *runtime.Incoming) error {
 		switch in.Mapping {
 		case 0:
 			v, err := in.Value.Double()

@@ -10,8 +10,11 @@ import (
 	"time"
 )
 
-// ServerPropertiesInterface describes org.astartegen.test.ServerProperties v1.0 (server-owned properties).
-var ServerPropertiesInterface = &model.Interface{
+/*
+serverPropertiesInterface describes org.astartegen.test.ServerProperties v1.0 (server-owned properties). Generated code reads it;
+nothing outside this package can change it.
+*/
+var serverPropertiesInterface = &model.Interface{
 	Name:        "org.astartegen.test.ServerProperties",
 	Major:       1,
 	Minor:       0,
@@ -100,6 +103,11 @@ var ServerPropertiesInterface = &model.Interface{
 	},
 }
 
+// ServerPropertiesInterface returns a copy of the descriptor of org.astartegen.test.ServerProperties v1.0.
+func ServerPropertiesInterface() *model.Interface {
+	return serverPropertiesInterface.Clone()
+}
+
 // ServerProperties reads the cached properties of org.astartegen.test.ServerProperties v1.0 (server-owned properties).
 //
 // Desired configuration.
@@ -109,7 +117,7 @@ type ServerProperties struct {
 	d *runtime.Device
 }
 
-// NewServerProperties returns the ServerProperties of a device created with ServerPropertiesInterface.
+// NewServerProperties returns the ServerProperties of a device created with ServerPropertiesInterface (or Interfaces).
 func NewServerProperties(d *runtime.Device) ServerProperties {
 	return ServerProperties{d: d}
 }
@@ -302,7 +310,7 @@ func (UnimplementedServerPropertiesHandler) UnsetSettingsDatetimearray(ctx conte
 
 // RegisterServerProperties makes h receive the device's org.astartegen.test.ServerProperties messages.
 func RegisterServerProperties(d *runtime.Device, h ServerPropertiesHandler) error {
-	return d.Handle(ServerPropertiesInterface, func(ctx context.Context, in *runtime.Incoming) error {
+	return d.Handle(serverPropertiesInterface, func(ctx context.Context, in *runtime.Incoming) error {
 		switch in.Mapping {
 		case 0:
 			if in.Unset {
@@ -437,7 +445,7 @@ func RegisterServerProperties(d *runtime.Device, h ServerPropertiesHandler) erro
 
 // SettingsDouble returns the stored value of /settings/double and whether it is set.
 func (s ServerProperties) SettingsDouble() (float64, bool, error) {
-	v, ok, err := s.d.Property(ServerPropertiesInterface, 0)
+	v, ok, err := runtime.GeneratedProperty(s.d, serverPropertiesInterface, 0)
 	if !ok || err != nil {
 		var zero float64
 		return zero, ok, err
@@ -448,7 +456,7 @@ func (s ServerProperties) SettingsDouble() (float64, bool, error) {
 
 // SettingsInteger returns the stored value of /settings/integer and whether it is set.
 func (s ServerProperties) SettingsInteger() (int32, bool, error) {
-	v, ok, err := s.d.Property(ServerPropertiesInterface, 1)
+	v, ok, err := runtime.GeneratedProperty(s.d, serverPropertiesInterface, 1)
 	if !ok || err != nil {
 		var zero int32
 		return zero, ok, err
@@ -459,7 +467,7 @@ func (s ServerProperties) SettingsInteger() (int32, bool, error) {
 
 // SettingsBoolean returns the stored value of /settings/boolean and whether it is set.
 func (s ServerProperties) SettingsBoolean() (bool, bool, error) {
-	v, ok, err := s.d.Property(ServerPropertiesInterface, 2)
+	v, ok, err := runtime.GeneratedProperty(s.d, serverPropertiesInterface, 2)
 	if !ok || err != nil {
 		var zero bool
 		return zero, ok, err
@@ -470,7 +478,7 @@ func (s ServerProperties) SettingsBoolean() (bool, bool, error) {
 
 // SettingsLonginteger returns the stored value of /settings/longinteger and whether it is set.
 func (s ServerProperties) SettingsLonginteger() (int64, bool, error) {
-	v, ok, err := s.d.Property(ServerPropertiesInterface, 3)
+	v, ok, err := runtime.GeneratedProperty(s.d, serverPropertiesInterface, 3)
 	if !ok || err != nil {
 		var zero int64
 		return zero, ok, err
@@ -481,7 +489,7 @@ func (s ServerProperties) SettingsLonginteger() (int64, bool, error) {
 
 // SettingsString returns the stored value of /settings/string and whether it is set.
 func (s ServerProperties) SettingsString() (string, bool, error) {
-	v, ok, err := s.d.Property(ServerPropertiesInterface, 4)
+	v, ok, err := runtime.GeneratedProperty(s.d, serverPropertiesInterface, 4)
 	if !ok || err != nil {
 		var zero string
 		return zero, ok, err
@@ -492,7 +500,7 @@ func (s ServerProperties) SettingsString() (string, bool, error) {
 
 // SettingsBinaryblob returns the stored value of /settings/binaryblob and whether it is set.
 func (s ServerProperties) SettingsBinaryblob() ([]byte, bool, error) {
-	v, ok, err := s.d.Property(ServerPropertiesInterface, 5)
+	v, ok, err := runtime.GeneratedProperty(s.d, serverPropertiesInterface, 5)
 	if !ok || err != nil {
 		var zero []byte
 		return zero, ok, err
@@ -503,7 +511,7 @@ func (s ServerProperties) SettingsBinaryblob() ([]byte, bool, error) {
 
 // SettingsDatetime returns the stored value of /settings/datetime and whether it is set.
 func (s ServerProperties) SettingsDatetime() (time.Time, bool, error) {
-	v, ok, err := s.d.Property(ServerPropertiesInterface, 6)
+	v, ok, err := runtime.GeneratedProperty(s.d, serverPropertiesInterface, 6)
 	if !ok || err != nil {
 		var zero time.Time
 		return zero, ok, err
@@ -514,7 +522,7 @@ func (s ServerProperties) SettingsDatetime() (time.Time, bool, error) {
 
 // SettingsDoublearray returns the stored value of /settings/doublearray and whether it is set.
 func (s ServerProperties) SettingsDoublearray() ([]float64, bool, error) {
-	v, ok, err := s.d.Property(ServerPropertiesInterface, 7)
+	v, ok, err := runtime.GeneratedProperty(s.d, serverPropertiesInterface, 7)
 	if !ok || err != nil {
 		var zero []float64
 		return zero, ok, err
@@ -525,7 +533,7 @@ func (s ServerProperties) SettingsDoublearray() ([]float64, bool, error) {
 
 // SettingsIntegerarray returns the stored value of /settings/integerarray and whether it is set.
 func (s ServerProperties) SettingsIntegerarray() ([]int32, bool, error) {
-	v, ok, err := s.d.Property(ServerPropertiesInterface, 8)
+	v, ok, err := runtime.GeneratedProperty(s.d, serverPropertiesInterface, 8)
 	if !ok || err != nil {
 		var zero []int32
 		return zero, ok, err
@@ -536,7 +544,7 @@ func (s ServerProperties) SettingsIntegerarray() ([]int32, bool, error) {
 
 // SettingsBooleanarray returns the stored value of /settings/booleanarray and whether it is set.
 func (s ServerProperties) SettingsBooleanarray() ([]bool, bool, error) {
-	v, ok, err := s.d.Property(ServerPropertiesInterface, 9)
+	v, ok, err := runtime.GeneratedProperty(s.d, serverPropertiesInterface, 9)
 	if !ok || err != nil {
 		var zero []bool
 		return zero, ok, err
@@ -547,7 +555,7 @@ func (s ServerProperties) SettingsBooleanarray() ([]bool, bool, error) {
 
 // SettingsLongintegerarray returns the stored value of /settings/longintegerarray and whether it is set.
 func (s ServerProperties) SettingsLongintegerarray() ([]int64, bool, error) {
-	v, ok, err := s.d.Property(ServerPropertiesInterface, 10)
+	v, ok, err := runtime.GeneratedProperty(s.d, serverPropertiesInterface, 10)
 	if !ok || err != nil {
 		var zero []int64
 		return zero, ok, err
@@ -558,7 +566,7 @@ func (s ServerProperties) SettingsLongintegerarray() ([]int64, bool, error) {
 
 // SettingsStringarray returns the stored value of /settings/stringarray and whether it is set.
 func (s ServerProperties) SettingsStringarray() ([]string, bool, error) {
-	v, ok, err := s.d.Property(ServerPropertiesInterface, 11)
+	v, ok, err := runtime.GeneratedProperty(s.d, serverPropertiesInterface, 11)
 	if !ok || err != nil {
 		var zero []string
 		return zero, ok, err
@@ -569,7 +577,7 @@ func (s ServerProperties) SettingsStringarray() ([]string, bool, error) {
 
 // SettingsBinaryblobarray returns the stored value of /settings/binaryblobarray and whether it is set.
 func (s ServerProperties) SettingsBinaryblobarray() ([][]byte, bool, error) {
-	v, ok, err := s.d.Property(ServerPropertiesInterface, 12)
+	v, ok, err := runtime.GeneratedProperty(s.d, serverPropertiesInterface, 12)
 	if !ok || err != nil {
 		var zero [][]byte
 		return zero, ok, err
@@ -580,7 +588,7 @@ func (s ServerProperties) SettingsBinaryblobarray() ([][]byte, bool, error) {
 
 // SettingsDatetimearray returns the stored value of /settings/datetimearray and whether it is set.
 func (s ServerProperties) SettingsDatetimearray() ([]time.Time, bool, error) {
-	v, ok, err := s.d.Property(ServerPropertiesInterface, 13)
+	v, ok, err := runtime.GeneratedProperty(s.d, serverPropertiesInterface, 13)
 	if !ok || err != nil {
 		var zero []time.Time
 		return zero, ok, err

@@ -2,13 +2,13 @@ package astartetest_test
 
 import (
 	"crypto/tls"
+	"github.com/astarte-gen/astarte-gen/internal/wire"
 	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"testing"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/astarte-gen/astarte-gen/runtime"
 	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
 )
 
@@ -104,7 +104,7 @@ func TestBrokerIntrospectionRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var p runtime.Payload
+	var p wire.Payload
 	p.Reset(values, 0)
 	payload, _ := p.Integer(1).Finish(time.Time{})
 	// Data before any introspection is refused, and the device dropped.
@@ -153,7 +153,7 @@ func TestIdentityFromCertificate(t *testing.T) {
 	if granted := tok.(*mqtt.SubscribeToken).Result(); granted["test/"+devB+"/#"] != 0x80 || granted["test/"+devA+"/x/#"] != 1 {
 		t.Errorf("SUBACK results %v: foreign filter must be refused (0x80), own granted", granted)
 	}
-	var p runtime.Payload
+	var p wire.Payload
 	p.Reset(values, 0)
 	payload, _ := p.Integer(7).Finish(time.Time{})
 	c.Publish("test/"+devA, 2, false, values.Name+":1:0").WaitTimeout(5 * time.Second)

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/astarte-gen/astarte-gen/internal/wire"
 	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"math"
 	"os"
@@ -19,7 +20,6 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/astarte-gen/astarte-gen/internal/testcorpus"
-	"github.com/astarte-gen/astarte-gen/runtime"
 	"github.com/astarte-gen/astarte-gen/schema"
 )
 
@@ -190,7 +190,7 @@ func TestConformancePythonSDK(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", call.Name, err)
 		}
-		dec, err := runtime.DecodeDevicePayload(iface, m, dataPackets[phase][i])
+		dec, err := wire.DecodeDevice(iface, m, dataPackets[phase][i])
 		want := recordedValue(t, iface, call.Type, call.Value, call.Obj)
 		switch {
 		case call.Type == "integer" && want == int32(math.MinInt32):

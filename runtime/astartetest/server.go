@@ -3,6 +3,7 @@ package astartetest
 import (
 	"errors"
 	"fmt"
+	"github.com/astarte-gen/astarte-gen/internal/wire"
 	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"maps"
 	"slices"
@@ -164,7 +165,7 @@ func (a *Astarte) emptyCache(deviceID string, st *deviceState) (string, error) {
 	for i, k := range keys {
 		values[i] = st.serverProps[k]
 	}
-	purge := runtime.EncodePurge(keys)
+	purge := wire.EncodePurge(keys)
 	if st.plaintextPurge {
 		purge = []byte(strings.Join(keys, ";"))
 	}
@@ -187,7 +188,7 @@ func (a *Astarte) emptyCache(deviceID string, st *deviceState) (string, error) {
 // text after the plaintext capability.
 func decodePurge(payload []byte, plaintext bool) ([]string, error) {
 	if !plaintext {
-		return runtime.DecodePurge(payload)
+		return wire.DecodePurge(payload)
 	}
 	if !utf8.Valid(payload) {
 		return nil, errors.New("plaintext purge list is not UTF-8")
@@ -237,7 +238,7 @@ func (a *Astarte) receiveData(st *deviceState, name, path string, payload []byte
 	if err != nil {
 		return "mapping_not_found", err
 	}
-	dec, err := runtime.DecodeDevicePayload(iface, match, payload)
+	dec, err := wire.DecodeDevice(iface, match, payload)
 	if err != nil {
 		return decodeErrorName(iface, err), err
 	}
@@ -362,7 +363,7 @@ func (a *Astarte) serverMessage(iface, path string, typ model.InterfaceType, val
 	if err != nil {
 		return nil, m, nil, err
 	}
-	var p runtime.Payload
+	var p wire.Payload
 	p.Reset(i, m.Index)
 	p.Any(value)
 	if !i.Mappings[m.Index].ExplicitTimestamp {
@@ -442,7 +443,7 @@ func (a *Astarte) SendPurge(deviceID string, keys []string) error {
 			delete(st.serverProps, key)
 		}
 	}
-	purge := runtime.EncodePurge(keys)
+	purge := wire.EncodePurge(keys)
 	if st.plaintextPurge {
 		purge = []byte(strings.Join(keys, ";"))
 	}

@@ -332,3 +332,10 @@ func (i *Interface) Mapping(endpoint string) (*Mapping, bool) {
 	}
 	return nil, false
 }
+
+// Clone returns a deep copy of i: changing one never changes the other.
+func (i *Interface) Clone() *Interface {
+	c := *i
+	c.Mappings = slices.Clone(i.Mappings)
+	return &c
+}

@@ -10,8 +10,11 @@ import (
 	"time"
 )
 
-// CommandResponsesInterface describes org.astartegen.quickstart.CommandResponses v1.0 (device-owned datastream).
-var CommandResponsesInterface = &model.Interface{
+/*
+commandResponsesInterface describes org.astartegen.quickstart.CommandResponses v1.0 (device-owned datastream). Generated code reads it;
+nothing outside this package can change it.
+*/
+var commandResponsesInterface = &model.Interface{
 	Name:        "org.astartegen.quickstart.CommandResponses",
 	Major:       1,
 	Minor:       0,
@@ -28,6 +31,11 @@ var CommandResponsesInterface = &model.Interface{
 	},
 }
 
+// CommandResponsesInterface returns a copy of the descriptor of org.astartegen.quickstart.CommandResponses v1.0.
+func CommandResponsesInterface() *model.Interface {
+	return commandResponsesInterface.Clone()
+}
+
 // CommandResponses sends on org.astartegen.quickstart.CommandResponses v1.0 (device-owned datastream).
 //
 // The outcome of each command.
@@ -35,14 +43,14 @@ type CommandResponses struct {
 	d *runtime.Device
 }
 
-// NewCommandResponses returns the CommandResponses of a device created with CommandResponsesInterface.
+// NewCommandResponses returns the CommandResponses of a device created with CommandResponsesInterface (or Interfaces).
 func NewCommandResponses(d *runtime.Device) CommandResponses {
 	return CommandResponses{d: d}
 }
 
 // SendResult sends /%{command_id}/result. Delivery: unique (QoS 2), retention stored.
 func (s CommandResponses) SendResult(ctx context.Context, commandID string, value string) error {
-	m := s.d.Message(CommandResponsesInterface, 0, commandID)
+	m := runtime.GeneratedMessage(s.d, commandResponsesInterface, 0, commandID)
 	m.String(value)
 	return m.Send(ctx, time.Time{})
 }

@@ -10,8 +10,11 @@ import (
 	"time"
 )
 
-// CommandsInterface describes org.astartegen.quickstart.Commands v1.0 (server-owned datastream).
-var CommandsInterface = &model.Interface{
+/*
+commandsInterface describes org.astartegen.quickstart.Commands v1.0 (server-owned datastream). Generated code reads it;
+nothing outside this package can change it.
+*/
+var commandsInterface = &model.Interface{
 	Name:        "org.astartegen.quickstart.Commands",
 	Major:       1,
 	Minor:       0,
@@ -25,6 +28,11 @@ var CommandsInterface = &model.Interface{
 			Reliability: model.Unique,
 		},
 	},
+}
+
+// CommandsInterface returns a copy of the descriptor of org.astartegen.quickstart.Commands v1.0.
+func CommandsInterface() *model.Interface {
+	return commandsInterface.Clone()
 }
 
 // CommandsHandler handles what the server sends on org.astartegen.quickstart.Commands v1.0 (server-owned datastream). Embed UnimplementedCommandsHandler to stay compatible with later minor versions.
@@ -45,7 +53,7 @@ func (UnimplementedCommandsHandler) Run(ctx context.Context, commandID string, v
 
 // RegisterCommands makes h receive the device's org.astartegen.quickstart.Commands messages.
 func RegisterCommands(d *runtime.Device, h CommandsHandler) error {
-	return d.Handle(CommandsInterface, func(ctx context.Context, in *runtime.Incoming) error {
+	return d.Handle(commandsInterface, func(ctx context.Context, in *runtime.Incoming) error {
 		switch in.Mapping {
 		case 0:
 			v, err := in.Value.String()

@@ -9,8 +9,11 @@ import (
 	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
-// DesiredConfigInterface describes org.astartegen.quickstart.DesiredConfig v1.0 (server-owned properties).
-var DesiredConfigInterface = &model.Interface{
+/*
+desiredConfigInterface describes org.astartegen.quickstart.DesiredConfig v1.0 (server-owned properties). Generated code reads it;
+nothing outside this package can change it.
+*/
+var desiredConfigInterface = &model.Interface{
 	Name:        "org.astartegen.quickstart.DesiredConfig",
 	Major:       1,
 	Minor:       0,
@@ -27,6 +30,11 @@ var DesiredConfigInterface = &model.Interface{
 	},
 }
 
+// DesiredConfigInterface returns a copy of the descriptor of org.astartegen.quickstart.DesiredConfig v1.0.
+func DesiredConfigInterface() *model.Interface {
+	return desiredConfigInterface.Clone()
+}
+
 // DesiredConfig reads the cached properties of org.astartegen.quickstart.DesiredConfig v1.0 (server-owned properties).
 //
 // The configuration the operator wants the device to run.
@@ -34,7 +42,7 @@ type DesiredConfig struct {
 	d *runtime.Device
 }
 
-// NewDesiredConfig returns the DesiredConfig of a device created with DesiredConfigInterface.
+// NewDesiredConfig returns the DesiredConfig of a device created with DesiredConfigInterface (or Interfaces).
 func NewDesiredConfig(d *runtime.Device) DesiredConfig {
 	return DesiredConfig{d: d}
 }
@@ -66,7 +74,7 @@ func (UnimplementedDesiredConfigHandler) UnsetSamplingPeriodMs(ctx context.Conte
 
 // RegisterDesiredConfig makes h receive the device's org.astartegen.quickstart.DesiredConfig messages.
 func RegisterDesiredConfig(d *runtime.Device, h DesiredConfigHandler) error {
-	return d.Handle(DesiredConfigInterface, func(ctx context.Context, in *runtime.Incoming) error {
+	return d.Handle(desiredConfigInterface, func(ctx context.Context, in *runtime.Incoming) error {
 		switch in.Mapping {
 		case 0:
 			if in.Unset {
@@ -84,7 +92,7 @@ func RegisterDesiredConfig(d *runtime.Device, h DesiredConfigHandler) error {
 
 // SamplingPeriodMs returns the stored value of /sampling_period_ms and whether it is set.
 func (s DesiredConfig) SamplingPeriodMs() (int32, bool, error) {
-	v, ok, err := s.d.Property(DesiredConfigInterface, 0)
+	v, ok, err := runtime.GeneratedProperty(s.d, desiredConfigInterface, 0)
 	if !ok || err != nil {
 		var zero int32
 		return zero, ok, err

@@ -10,8 +10,11 @@ import (
 	"time"
 )
 
-// ReportedConfigInterface describes org.astartegen.quickstart.ReportedConfig v1.0 (device-owned properties).
-var ReportedConfigInterface = &model.Interface{
+/*
+reportedConfigInterface describes org.astartegen.quickstart.ReportedConfig v1.0 (device-owned properties). Generated code reads it;
+nothing outside this package can change it.
+*/
+var reportedConfigInterface = &model.Interface{
 	Name:        "org.astartegen.quickstart.ReportedConfig",
 	Major:       1,
 	Minor:       0,
@@ -30,6 +33,11 @@ var ReportedConfigInterface = &model.Interface{
 	},
 }
 
+// ReportedConfigInterface returns a copy of the descriptor of org.astartegen.quickstart.ReportedConfig v1.0.
+func ReportedConfigInterface() *model.Interface {
+	return reportedConfigInterface.Clone()
+}
+
 // ReportedConfig sets and reads the properties of org.astartegen.quickstart.ReportedConfig v1.0 (device-owned properties).
 //
 // The configuration the device is running.
@@ -37,28 +45,28 @@ type ReportedConfig struct {
 	d *runtime.Device
 }
 
-// NewReportedConfig returns the ReportedConfig of a device created with ReportedConfigInterface.
+// NewReportedConfig returns the ReportedConfig of a device created with ReportedConfigInterface (or Interfaces).
 func NewReportedConfig(d *runtime.Device) ReportedConfig {
 	return ReportedConfig{d: d}
 }
 
 // SetSamplingPeriodMs sets /sampling_period_ms. Delivery: unique (QoS 2), kept in the device's store.
 func (s ReportedConfig) SetSamplingPeriodMs(ctx context.Context, value int32) error {
-	m := s.d.Message(ReportedConfigInterface, 0)
+	m := runtime.GeneratedMessage(s.d, reportedConfigInterface, 0)
 	m.Integer(value)
 	return m.Send(ctx, time.Time{})
 }
 
 // SetFirmwareVersion sets /firmware_version. Delivery: unique (QoS 2), kept in the device's store.
 func (s ReportedConfig) SetFirmwareVersion(ctx context.Context, value string) error {
-	m := s.d.Message(ReportedConfigInterface, 1)
+	m := runtime.GeneratedMessage(s.d, reportedConfigInterface, 1)
 	m.String(value)
 	return m.Send(ctx, time.Time{})
 }
 
 // SamplingPeriodMs returns the stored value of /sampling_period_ms and whether it is set.
 func (s ReportedConfig) SamplingPeriodMs() (int32, bool, error) {
-	v, ok, err := s.d.Property(ReportedConfigInterface, 0)
+	v, ok, err := runtime.GeneratedProperty(s.d, reportedConfigInterface, 0)
 	if !ok || err != nil {
 		var zero int32
 		return zero, ok, err
@@ -69,7 +77,7 @@ func (s ReportedConfig) SamplingPeriodMs() (int32, bool, error) {
 
 // FirmwareVersion returns the stored value of /firmware_version and whether it is set.
 func (s ReportedConfig) FirmwareVersion() (string, bool, error) {
-	v, ok, err := s.d.Property(ReportedConfigInterface, 1)
+	v, ok, err := runtime.GeneratedProperty(s.d, reportedConfigInterface, 1)
 	if !ok || err != nil {
 		var zero string
 		return zero, ok, err

@@ -10,8 +10,11 @@ import (
 	"time"
 )
 
-// TelemetryInterface describes org.astartegen.quickstart.Telemetry v1.0 (device-owned datastream).
-var TelemetryInterface = &model.Interface{
+/*
+telemetryInterface describes org.astartegen.quickstart.Telemetry v1.0 (device-owned datastream). Generated code reads it;
+nothing outside this package can change it.
+*/
+var telemetryInterface = &model.Interface{
 	Name:        "org.astartegen.quickstart.Telemetry",
 	Major:       1,
 	Minor:       0,
@@ -40,6 +43,11 @@ var TelemetryInterface = &model.Interface{
 	},
 }
 
+// TelemetryInterface returns a copy of the descriptor of org.astartegen.quickstart.Telemetry v1.0.
+func TelemetryInterface() *model.Interface {
+	return telemetryInterface.Clone()
+}
+
 // Telemetry sends on org.astartegen.quickstart.Telemetry v1.0 (device-owned datastream).
 //
 // Sensor readings. Kept on disk while offline (stored) and sent with the time they were taken.
@@ -47,7 +55,7 @@ type Telemetry struct {
 	d *runtime.Device
 }
 
-// NewTelemetry returns the Telemetry of a device created with TelemetryInterface.
+// NewTelemetry returns the Telemetry of a device created with TelemetryInterface (or Interfaces).
 func NewTelemetry(d *runtime.Device) Telemetry {
 	return Telemetry{d: d}
 }
@@ -56,7 +64,7 @@ func NewTelemetry(d *runtime.Device) Telemetry {
 //
 // Degrees Celsius.
 func (s Telemetry) SendTemperature(ctx context.Context, sensorID string, value float64, timestamp time.Time) error {
-	m := s.d.Message(TelemetryInterface, 0, sensorID)
+	m := runtime.GeneratedMessage(s.d, telemetryInterface, 0, sensorID)
 	m.Double(value)
 	return m.Send(ctx, timestamp)
 }
@@ -65,7 +73,7 @@ func (s Telemetry) SendTemperature(ctx context.Context, sensorID string, value f
 //
 // Relative humidity, percent.
 func (s Telemetry) SendHumidity(ctx context.Context, sensorID string, value float64, timestamp time.Time) error {
-	m := s.d.Message(TelemetryInterface, 1, sensorID)
+	m := runtime.GeneratedMessage(s.d, telemetryInterface, 1, sensorID)
 	m.Double(value)
 	return m.Send(ctx, timestamp)
 }

@@ -1,4 +1,4 @@
-package runtime
+package wire
 
 import (
 	"bytes"
@@ -69,7 +69,7 @@ func TestWireVectors(t *testing.T) {
 		}
 	}
 	// §6 #1: {t: 1537346756844, v: 25.367812}, with t first, decodes.
-	dec, err := DecodePayload(one(model.Double, true), model.Match{}, unhex(t, "1b 00 00 00 09 74 00 ec e0 01 f1 65 01 00 00 01 76 00 8c 13 5f ed 28 5e 39 40 00"))
+	dec, err := Decode(one(model.Double, true), model.Match{}, unhex(t, "1b 00 00 00 09 74 00 ec e0 01 f1 65 01 00 00 01 76 00 8c 13 5f ed 28 5e 39 40 00"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestRoundTripAllTypes(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", vt, err)
 			}
-			dec, err := DecodePayload(iface, model.Match{}, b)
+			dec, err := Decode(iface, model.Match{}, b)
 			if err != nil {
 				t.Fatalf("%s: decode: %v", vt, err)
 			}
@@ -172,7 +172,7 @@ func TestRoundTripObject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dec, err := DecodePayload(iface, model.Match{Params: []string{"a"}}, b)
+	dec, err := Decode(iface, model.Match{Params: []string{"a"}}, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,36 +252,36 @@ func TestDecodeValidation(t *testing.T) {
 	props := &model.Interface{Name: "p.P", Type: model.Properties, Ownership: model.OwnershipServer, Mappings: []model.Mapping{
 		{Endpoint: "/a", Type: model.LongInteger, AllowUnset: true}, {Endpoint: "/b", Type: model.Integer}}}
 	int32Long := enc(one(model.Integer, false), func(p *Payload) { p.Integer(7) })
-	if dec, err := DecodePayload(props, model.Match{}, int32Long); err != nil {
+	if dec, err := Decode(props, model.Match{}, int32Long); err != nil {
 		t.Errorf("int32 for longinteger: %v", err)
 	} else if v, _ := dec.Value.LongInteger(); v != 7 {
 		t.Errorf("int32 for longinteger read as %d", v)
 	}
-	if dec, err := DecodePayload(props, model.Match{}, nil); err != nil || !dec.Unset {
+	if dec, err := Decode(props, model.Match{}, nil); err != nil || !dec.Unset {
 		t.Errorf("unset with allow_unset: %+v, %v", dec, err)
 	}
-	if _, err := DecodePayload(props, model.Match{Index: 1}, nil); !errors.Is(err, ErrUnsetNotAllowed) {
+	if _, err := Decode(props, model.Match{Index: 1}, nil); !errors.Is(err, ErrUnsetNotAllowed) {
 		t.Errorf("unset without allow_unset: %v", err)
 	}
-	if _, err := DecodePayload(one(model.Double, false), model.Match{}, nil); !errors.Is(err, ErrUnsetNotAllowed) {
+	if _, err := Decode(one(model.Double, false), model.Match{}, nil); !errors.Is(err, ErrUnsetNotAllowed) {
 		t.Errorf("empty payload on a datastream: %v", err)
 	}
 	int64Int := enc(one(model.LongInteger, false), func(p *Payload) { p.LongInteger(7) })
-	if _, err := DecodePayload(one(model.Integer, false), model.Match{}, int64Int); !errors.Is(err, ErrInvalidPayload) {
+	if _, err := Decode(one(model.Integer, false), model.Match{}, int64Int); !errors.Is(err, ErrInvalidPayload) {
 		t.Errorf("int64 for integer from the server: %v", err)
 	}
-	if _, err := DecodeDevicePayload(one(model.Integer, false), model.Match{}, int64Int); err != nil {
+	if _, err := DecodeDevice(one(model.Integer, false), model.Match{}, int64Int); err != nil {
 		t.Errorf("int64 for integer from a device (Astarte accepts it): %v", err)
 	}
-	if _, err := DecodeDevicePayload(one(model.Double, false), model.Match{}, int64Int); err != nil {
+	if _, err := DecodeDevice(one(model.Double, false), model.Match{}, int64Int); err != nil {
 		t.Errorf("integer for double from a device: %v", err)
 	}
 	big := enc(one(model.LongInteger, false), func(p *Payload) { p.LongInteger(1 << 40) })
-	if _, err := DecodeDevicePayload(one(model.Integer, false), model.Match{}, big); !errors.Is(err, ErrInvalidValue) {
+	if _, err := DecodeDevice(one(model.Integer, false), model.Match{}, big); !errors.Is(err, ErrInvalidValue) {
 		t.Errorf("out-of-range integer: %v", err)
 	}
 	withExtra := unhex(t, "1a 00 00 00 10 76 00 07 00 00 00 02 78 00 02 00 00 00 79 00 10 79 00 01 00 00 00 00")
-	if _, err := DecodePayload(props, model.Match{Index: 1}, withExtra); err != nil {
+	if _, err := Decode(props, model.Match{Index: 1}, withExtra); err != nil {
 		t.Errorf("unknown keys must be ignored: %v", err)
 	}
 	for name, b := range map[string][]byte{
@@ -289,12 +289,12 @@ func TestDecodeValidation(t *testing.T) {
 		"no v":       unhex(t, "0c 00 00 00 10 78 00 0a 00 00 00 00"),
 		"wrong type": enc(one(model.String, false), func(p *Payload) { p.String("x") }),
 	} {
-		if _, err := DecodePayload(props, model.Match{Index: 1}, b); !errors.Is(err, ErrInvalidPayload) {
+		if _, err := Decode(props, model.Match{Index: 1}, b); !errors.Is(err, ErrInvalidPayload) {
 			t.Errorf("%s: %v, want ErrInvalidPayload", name, err)
 		}
 	}
 	obj := &model.Interface{Name: "o.O", Type: model.Datastream, Aggregation: model.Object, Mappings: []model.Mapping{{Endpoint: "/s/a", Type: model.Double}}}
-	if _, err := DecodePayload(obj, model.Match{}, enc(one(model.Double, false), func(p *Payload) { p.Double(1) })); !errors.Is(err, ErrInvalidPayload) {
+	if _, err := Decode(obj, model.Match{}, enc(one(model.Double, false), func(p *Payload) { p.Double(1) })); !errors.Is(err, ErrInvalidPayload) {
 		t.Errorf("scalar where an object is expected: %v", err)
 	}
 }
@@ -309,7 +309,7 @@ func FuzzDecodePayload(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, vt := range model.ValueTypes() {
 			iface := one(vt, false)
-			dec, err := DecodePayload(iface, model.Match{}, b)
+			dec, err := Decode(iface, model.Match{}, b)
 			if err != nil {
 				continue
 			}
@@ -324,13 +324,13 @@ func FuzzDecodePayload(f *testing.F) {
 				}
 				t.Fatalf("%s: accepted %x but cannot re-encode %v: %v", vt, b, dec.Value.Any(), err)
 			}
-			dec2, err := DecodePayload(iface, model.Match{}, again)
+			dec2, err := Decode(iface, model.Match{}, again)
 			if err != nil || !cmp.Equal(dec.Value.Any(), dec2.Value.Any()) {
 				t.Fatalf("%s: re-encoding changed the value", vt)
 			}
 		}
-		_, _ = DecodePayload(obj, model.Match{}, b)
-		_, _ = DecodeDevicePayload(obj, model.Match{}, b)
+		_, _ = Decode(obj, model.Match{}, b)
+		_, _ = DecodeDevice(obj, model.Match{}, b)
 	})
 }
 

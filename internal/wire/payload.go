@@ -1,4 +1,4 @@
-package runtime
+package wire
 
 import (
 	"fmt"
@@ -10,10 +10,6 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 )
-
-// MaxPacketSize is the largest MQTT packet remaining length Astarte's broker
-// accepts from a device (spec §5.1).
-const MaxPacketSize = 65535
 
 // Value limits of spec §4.7.
 const (
