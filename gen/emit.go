@@ -30,13 +30,13 @@ func Generate(opts Config, inputs []Input) (map[string][]byte, error) {
 	}
 	files := map[string][]byte{}
 	for _, ip := range pl.ifaces {
-		f := newFile(pl.pkg, "Source: "+ip.Source)
+		f := newFile(pl.pkg, opts.version(), "Source: "+ip.Source)
 		emitInterface(f, ip)
 		if files[ip.file], err = render(f); err != nil {
 			return nil, fmt.Errorf("%s: %w", ip.Interface.Name, err)
 		}
 	}
-	f := newFile(pl.pkg, "")
+	f := newFile(pl.pkg, opts.version(), "")
 	emitPackage(f, pl)
 	if files[PackageFile], err = render(f); err != nil {
 		return nil, err
@@ -44,9 +44,10 @@ func Generate(opts Config, inputs []Input) (map[string][]byte, error) {
 	return files, nil
 }
 
-func newFile(pkg, source string) *File {
+func newFile(pkg, version, source string) *File {
 	f := NewFile(pkg)
 	f.HeaderComment(Header)
+	f.HeaderComment("Generator: astarte-gen " + version)
 	if source != "" {
 		f.HeaderComment(source)
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"go/token"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,17 +20,48 @@ import (
 // distinct.
 var ErrCollision = errors.New("name collision")
 
-// Config configure a generation.
+// Config configures a generation.
 type Config struct {
 	// Package is the Go package name of the output.
 	Package string
+	// Version is the generator's version, written in every file's header
+	// ("(devel)" when empty).
+	Version string
 }
 
-// Input is one validated interface and the file it came from (written in
-// the generated header, relative to the working directory).
+func (c Config) version() string {
+	if c.Version == "" {
+		return "(devel)"
+	}
+	return c.Version
+}
+
+// Input is one validated interface and the file it came from.
 type Input struct {
+	// Source is written in the generated header: the interface file's path
+	// relative to the output directory, slash-separated (see SourcePath),
+	// so that the output does not depend on where the generator ran.
 	Source    string
 	Interface *model.Interface
+}
+
+// SourcePath returns the path of file relative to the output directory
+// outDir, slash-separated, whatever the working directory and whether the
+// paths are relative or absolute.
+func SourcePath(outDir, file string) (string, error) {
+	absOut, err := filepath.Abs(outDir)
+	if err != nil {
+		return "", err
+	}
+	absFile, err := filepath.Abs(file)
+	if err != nil {
+		return "", err
+	}
+	rel, err := filepath.Rel(absOut, absFile)
+	if err != nil {
+		return "", fmt.Errorf("%s is not reachable from %s: %w", file, outDir, err)
+	}
+	return filepath.ToSlash(rel), nil
 }
 
 // PackageFile is the name of the generated file that lists the interfaces.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"regexp"
+	"runtime/debug"
 	"strings"
 
 	"github.com/astarte-gen/astarte-gen/gen"
@@ -64,9 +66,14 @@ func runGenerate(args []string, stdout, stderr io.Writer) int {
 	}
 	inputs := make([]gen.Input, len(res.Interfaces))
 	for i, l := range res.Interfaces {
-		inputs[i] = gen.Input{Source: filepath.ToSlash(l.File), Interface: l.Interface}
+		src, err := gen.SourcePath(*out, l.File)
+		if err != nil {
+			fmt.Fprintf(stderr, "astarte-gen: %v\n", err)
+			return exitUsage
+		}
+		inputs[i] = gen.Input{Source: src, Interface: l.Interface}
 	}
-	files, err := gen.Generate(gen.Config{Package: *pkg}, inputs)
+	files, err := gen.Generate(gen.Config{Package: *pkg, Version: generatorVersion()}, inputs)
 	if err != nil {
 		fmt.Fprintf(stderr, "astarte-gen: %v\n", err)
 		return exitInvalid
@@ -85,3 +92,32 @@ func runGenerate(args []string, stdout, stderr io.Writer) int {
 	}
 	return exitOK
 }
+
+// generatorVersion is the version of the astarte-gen module this binary
+// was built from: its release when it comes from a module download (go
+// tool, go run pkg@version), "(devel)" when built inside a working tree,
+// whose VCS-stamped pseudo-version would change the output at every
+// commit.
+func generatorVersion() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(devel)"
+	}
+	v := info.Main.Version
+	if info.Main.Path != modulePath {
+		for _, dep := range info.Deps {
+			if dep.Path == modulePath {
+				v = dep.Version
+			}
+		}
+	}
+	if v == "" || strings.Contains(v, "+") || pseudoVersion.MatchString(v) {
+		return "(devel)"
+	}
+	return v
+}
+
+const modulePath = "github.com/astarte-gen/astarte-gen"
+
+// pseudoVersion matches the time-and-commit suffix of a Go pseudo-version.
+var pseudoVersion = regexp.MustCompile(`\d{14}-[0-9a-f]{12}$`)
