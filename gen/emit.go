@@ -328,8 +328,8 @@ func emitDeviceMapping(f *File, ip *ifacePlan, mp mappingPlan) {
 // emitGetter emits <M>(params) (T, bool, error) reading the stored value.
 func emitGetter(f *File, ip *ifacePlan, mp mappingPlan) {
 	m := &ip.Interface.Mappings[mp.index]
-	f.Comment(fmt.Sprintf("%s returns the stored value of %s and whether it is set.", mp.name, m.Endpoint))
-	f.Func().Params(Id("s").Id(ip.typeName)).Id(mp.name).Params(paramList(mp.params)...).Params(goType(m.Type), Bool(), Error()).Block(
+	f.Comment(fmt.Sprintf("Get%s returns the stored value of %s and whether it is set.", mp.name, m.Endpoint))
+	f.Func().Params(Id("s").Id(ip.typeName)).Id("Get"+mp.name).Params(paramList(mp.params)...).Params(goType(m.Type), Bool(), Error()).Block(
 		List(Id("v"), Id("ok"), Err()).Op(":=").Add(rt("GeneratedProperty")).Call(append([]Code{Id("s").Dot("d"), Id(ip.descVar()), Lit(mp.index)}, ids(mp.params)...)...),
 		If(Op("!").Id("ok").Op("||").Err().Op("!=").Nil()).Block(
 			Var().Id("zero").Add(goType(m.Type)),

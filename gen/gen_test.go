@@ -227,12 +227,17 @@ func TestCollisions(t *testing.T) {
 	if !bytes.Contains(files["org_a_values.go"], []byte("type AValues struct")) || !bytes.Contains(files["org_b_values.go"], []byte("type BValues struct")) {
 		t.Error("same-named interfaces not told apart")
 	}
-	// Endpoints giving one method name: the later one gets a suffix.
-	files, err = Generate(Config{Package: "p"}, []Input{{Source: "c.json", Interface: iface("org.C", "/a_b", "/aB", "/%{type}/%{len}/x")}})
+	// Endpoints giving one method name: an error naming both (a suffix
+	// would depend on mapping order).
+	_, err = Generate(Config{Package: "p"}, []Input{{Source: "c.json", Interface: iface("org.C", "/a_b", "/aB", "/%{type}/%{len}/x")}})
+	if !errors.Is(err, ErrCollision) || !strings.Contains(err.Error(), "/a_b and /aB both give the Go name AB") {
+		t.Errorf("endpoints with one Go name: %v", err)
+	}
+	files, err = Generate(Config{Package: "p"}, []Input{{Source: "c.json", Interface: iface("org.C", "/a_b", "/%{type}/%{len}/x")}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"SendAB(", "SendAB2(", "SendX(ctx context.Context, typeArg string, lenArg string"} {
+	for _, want := range []string{"SendAB(", "SendX(ctx context.Context, typeArg string, lenArg string"} {
 		if !bytes.Contains(files["org_c.go"], []byte(want)) {
 			t.Errorf("missing %q in:\n%s", want, files["org_c.go"])
 		}
@@ -288,6 +293,74 @@ func BenchmarkGenerateCorpus(b *testing.B) {
 			if _, err := Generate(Config{Package: "p"}, inputs); err != nil {
 				b.Fatal(err)
 			}
+		}
+	}
+}
+
+// methodTargets returns the endpoint behind each generated method of one
+// interface, from the plan the emitter follows.
+func methodTargets(t *testing.T, i *model.Interface) map[string]string {
+	t.Helper()
+	pl, err := makePlan(Config{Package: "p"}, []Input{{Source: "x.json", Interface: i}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	ip := pl.ifaces[0]
+	for _, mp := range ip.mappings {
+		for _, name := range ip.methodNames(mp) {
+			out[name] = i.Mappings[mp.index].Endpoint
+		}
+	}
+	return out
+}
+
+// TestStableNames: a minor version that reorders and adds mappings keeps
+// every existing method on its endpoint; a new mapping whose name collides
+// with an existing one is an error, never a silent move of SendX2.
+func TestStableNames(t *testing.T) {
+	v10 := iface("org.S", "/x_2", "/y")
+	v11 := iface("org.S", "/z", "/y", "/x_2")
+	v11.Minor = 1
+	before, after := methodTargets(t, v10), methodTargets(t, v11)
+	for name, endpoint := range before {
+		if after[name] != endpoint {
+			t.Errorf("%s moved from %s to %q", name, endpoint, after[name])
+		}
+	}
+	if after["SendZ"] != "/z" {
+		t.Errorf("new mapping: %v", after)
+	}
+	v12 := iface("org.S", "/X2", "/z", "/y", "/x_2")
+	v12.Minor = 2
+	_, err := Generate(Config{Package: "p"}, []Input{{Source: "s.json", Interface: v12}})
+	if !errors.Is(err, ErrCollision) || !strings.Contains(err.Error(), "/X2 and /x_2") {
+		t.Errorf("colliding mapping added in a minor: %v, want a collision error naming both endpoints", err)
+	}
+}
+
+// TestAccessorKinds: getters, setters, unsetters and listings have
+// distinct prefixes, so /set_brightness cannot produce a name that reads
+// like the setter of /brightness.
+func TestAccessorKinds(t *testing.T) {
+	i := &model.Interface{Name: "org.P", Major: 1, Type: model.Properties, Ownership: model.OwnershipDevice, Mappings: []model.Mapping{
+		{Endpoint: "/brightness", Type: model.Integer, AllowUnset: true},
+		{Endpoint: "/set_brightness", Type: model.Integer, AllowUnset: true},
+	}}
+	want := map[string]string{
+		"GetBrightness": "/brightness", "SetBrightness": "/brightness", "UnsetBrightness": "/brightness",
+		"GetSetBrightness": "/set_brightness", "SetSetBrightness": "/set_brightness", "UnsetSetBrightness": "/set_brightness",
+	}
+	if diff := cmp.Diff(want, methodTargets(t, i)); diff != "" {
+		t.Errorf("methods (-want +got):\n%s", diff)
+	}
+	files, err := Generate(Config{Package: "p"}, []Input{{Source: "p.json", Interface: i}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range want {
+		if !bytes.Contains(files["org_p.go"], []byte(") "+name+"(")) {
+			t.Errorf("no method %s in:\n%s", name, files["org_p.go"])
 		}
 	}
 }

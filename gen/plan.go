@@ -214,60 +214,59 @@ func paramNames(levels []model.Level) []string {
 }
 
 // nameMembers names the methods (or the object struct and its fields) of
-// one interface, making them distinct.
+// one interface. A name comes from its endpoint alone, never from the order
+// or the presence of other mappings, so that a minor version adding
+// mappings cannot rename or re-target an existing method. Two endpoints
+// giving one name are an error naming both: suffixing one of them would
+// depend on which came first.
 func (ip *ifacePlan) nameMembers() error {
 	ms := ip.Interface.Mappings
 	if ip.Interface.Aggregation == model.Object {
 		levels := ms[0].Levels()
 		prefix := levels[:len(levels)-1]
 		obj := &objectPlan{name: endpointName(prefix), params: paramNames(prefix)}
-		if len(prefix) == 0 || obj.name == "Value" && !slices.ContainsFunc(prefix, func(l model.Level) bool { return !l.Param }) {
-			obj.name = "Value"
-		}
-		used := map[string]bool{}
 		for i := range ms {
-			name := exported(ms[i].LastLevel())
-			for n := 2; used[name]; n++ {
-				name = exported(ms[i].LastLevel()) + strconv.Itoa(n)
-			}
-			used[name] = true
-			obj.fields = append(obj.fields, fieldPlan{index: i, name: name})
+			obj.fields = append(obj.fields, fieldPlan{index: i, name: exported(ms[i].LastLevel())})
 		}
 		ip.object = obj
-		return nil
+		return distinct(len(obj.fields), func(i int) string { return obj.fields[i].name }, func(i int) string { return ms[obj.fields[i].index].LastLevel() }, "object fields")
 	}
 	for i := range ms {
 		levels := ms[i].Levels()
 		ip.mappings = append(ip.mappings, mappingPlan{index: i, name: endpointName(levels), params: paramNames(levels)})
 	}
-	// Make every generated method name distinct: a later mapping whose
-	// names collide gets a numeric suffix.
-	taken := map[string]bool{}
-	for i := range ip.mappings {
-		base := ip.mappings[i].name
-		for n := 2; ip.methodsTaken(ip.mappings[i].name, taken); n++ {
-			ip.mappings[i].name = base + strconv.Itoa(n)
+	return distinct(len(ip.mappings), func(i int) string { return ip.mappings[i].name }, func(i int) string { return ms[ip.mappings[i].index].Endpoint }, "endpoints")
+}
+
+// distinct reports the first two of n items whose Go names are equal.
+func distinct(n int, name, source func(int) string, what string) error {
+	seen := map[string]int{}
+	for i := range n {
+		if j, dup := seen[name(i)]; dup {
+			return fmt.Errorf("%w: %s %s and %s both give the Go name %s; rename one of them (a numbered suffix would depend on mapping order, and a later minor version could move an existing method to another endpoint)",
+				ErrCollision, what, source(j), source(i), name(i))
 		}
-		for _, m := range ip.methodNames(ip.mappings[i].name) {
-			taken[m] = true
-		}
+		seen[name(i)] = i
 	}
 	return nil
 }
 
-// methodNames lists the methods generated for a mapping named name.
-func (ip *ifacePlan) methodNames(name string) []string {
+// methodNames lists the methods generated on the interface's type (or its
+// handler) for mapping mp. Each kind has its own prefix, so two kinds can
+// never give one name.
+func (ip *ifacePlan) methodNames(mp mappingPlan) []string {
+	name := mp.name
 	switch {
+	case ip.properties() && ip.device() && ip.Interface.Mappings[mp.index].AllowUnset:
+		return []string{"Get" + name, "Set" + name, "Unset" + name}
+	case ip.properties() && ip.device():
+		return []string{"Get" + name, "Set" + name}
 	case ip.properties():
-		return []string{name, "Set" + name, "Unset" + name}
+		return []string{"Get" + name}
 	case ip.device():
 		return []string{"Send" + name}
 	}
 	return []string{name}
-}
-
-func (ip *ifacePlan) methodsTaken(name string, taken map[string]bool) bool {
-	return slices.ContainsFunc(ip.methodNames(name), func(m string) bool { return taken[m] })
 }
 
 // packageNames lists the package-level identifiers an interface defines.

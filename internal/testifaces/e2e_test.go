@@ -149,75 +149,75 @@ func TestGeneratedDeviceProperties(t *testing.T) {
 	must(t, s.SetStringarray(ctx, "g", "i", []string{"a", "b"}))
 	must(t, s.SetBinaryblobarray(ctx, "g", "i", [][]byte{{0}, {1}}))
 	must(t, s.SetDatetimearray(ctx, "g", "i", []time.Time{t0}))
-	if v, ok, err := s.Double("g", "i"); err != nil || !ok || !cmp.Equal(v, float64(21.5)) {
+	if v, ok, err := s.GetDouble("g", "i"); err != nil || !ok || !cmp.Equal(v, float64(21.5)) {
 		t.Errorf("getter Double = %v, %v, %v", v, ok, err)
 	}
-	if v, ok, err := s.Integer("g", "i"); err != nil || !ok || !cmp.Equal(v, int32(int32(-7))) {
+	if v, ok, err := s.GetInteger("g", "i"); err != nil || !ok || !cmp.Equal(v, int32(int32(-7))) {
 		t.Errorf("getter Integer = %v, %v, %v", v, ok, err)
 	}
-	if v, ok, err := s.Boolean("g", "i"); err != nil || !ok || !cmp.Equal(v, bool(true)) {
+	if v, ok, err := s.GetBoolean("g", "i"); err != nil || !ok || !cmp.Equal(v, bool(true)) {
 		t.Errorf("getter Boolean = %v, %v, %v", v, ok, err)
 	}
-	if v, ok, err := s.Longinteger("g", "i"); err != nil || !ok || !cmp.Equal(v, int64(int64(1)<<40)) {
+	if v, ok, err := s.GetLonginteger("g", "i"); err != nil || !ok || !cmp.Equal(v, int64(int64(1)<<40)) {
 		t.Errorf("getter Longinteger = %v, %v, %v", v, ok, err)
 	}
-	if v, ok, err := s.String("g", "i"); err != nil || !ok || !cmp.Equal(v, string("héllo")) {
+	if v, ok, err := s.GetString("g", "i"); err != nil || !ok || !cmp.Equal(v, string("héllo")) {
 		t.Errorf("getter String = %v, %v, %v", v, ok, err)
 	}
-	if v, ok, err := s.Binaryblob("g", "i"); err != nil || !ok || !cmp.Equal(v, []byte([]byte{1, 2, 3})) {
+	if v, ok, err := s.GetBinaryblob("g", "i"); err != nil || !ok || !cmp.Equal(v, []byte([]byte{1, 2, 3})) {
 		t.Errorf("getter Binaryblob = %v, %v, %v", v, ok, err)
 	}
-	if v, ok, err := s.Datetime("g", "i"); err != nil || !ok || !cmp.Equal(v, time.Time(t0)) {
+	if v, ok, err := s.GetDatetime("g", "i"); err != nil || !ok || !cmp.Equal(v, time.Time(t0)) {
 		t.Errorf("getter Datetime = %v, %v, %v", v, ok, err)
 	}
-	if v, ok, err := s.Doublearray("g", "i"); err != nil || !ok || !cmp.Equal(v, []float64([]float64{1.5, -2})) {
+	if v, ok, err := s.GetDoublearray("g", "i"); err != nil || !ok || !cmp.Equal(v, []float64([]float64{1.5, -2})) {
 		t.Errorf("getter Doublearray = %v, %v, %v", v, ok, err)
 	}
-	if v, ok, err := s.Integerarray("g", "i"); err != nil || !ok || !cmp.Equal(v, []int32([]int32{1, 2})) {
+	if v, ok, err := s.GetIntegerarray("g", "i"); err != nil || !ok || !cmp.Equal(v, []int32([]int32{1, 2})) {
 		t.Errorf("getter Integerarray = %v, %v, %v", v, ok, err)
 	}
-	if v, ok, err := s.Booleanarray("g", "i"); err != nil || !ok || !cmp.Equal(v, []bool([]bool{true, false})) {
+	if v, ok, err := s.GetBooleanarray("g", "i"); err != nil || !ok || !cmp.Equal(v, []bool([]bool{true, false})) {
 		t.Errorf("getter Booleanarray = %v, %v, %v", v, ok, err)
 	}
-	if v, ok, err := s.Longintegerarray("g", "i"); err != nil || !ok || !cmp.Equal(v, []int64([]int64{-1, 1 << 50})) {
+	if v, ok, err := s.GetLongintegerarray("g", "i"); err != nil || !ok || !cmp.Equal(v, []int64([]int64{-1, 1 << 50})) {
 		t.Errorf("getter Longintegerarray = %v, %v, %v", v, ok, err)
 	}
-	if v, ok, err := s.Stringarray("g", "i"); err != nil || !ok || !cmp.Equal(v, []string([]string{"a", "b"})) {
+	if v, ok, err := s.GetStringarray("g", "i"); err != nil || !ok || !cmp.Equal(v, []string([]string{"a", "b"})) {
 		t.Errorf("getter Stringarray = %v, %v, %v", v, ok, err)
 	}
-	if v, ok, err := s.Binaryblobarray("g", "i"); err != nil || !ok || !cmp.Equal(v, [][]byte([][]byte{{0}, {1}})) {
+	if v, ok, err := s.GetBinaryblobarray("g", "i"); err != nil || !ok || !cmp.Equal(v, [][]byte([][]byte{{0}, {1}})) {
 		t.Errorf("getter Binaryblobarray = %v, %v, %v", v, ok, err)
 	}
-	if v, ok, err := s.Datetimearray("g", "i"); err != nil || !ok || !cmp.Equal(v, []time.Time([]time.Time{t0})) {
+	if v, ok, err := s.GetDatetimearray("g", "i"); err != nil || !ok || !cmp.Equal(v, []time.Time([]time.Time{t0})) {
 		t.Errorf("getter Datetimearray = %v, %v, %v", v, ok, err)
 	}
 	a.WaitFor(t, "14 device properties stored", func() bool { return len(a.DeviceProperties(deviceID)) == 14 })
 	must(t, s.UnsetDouble(ctx, "g", "i"))
-	if _, ok, err := s.Double("g", "i"); ok || err != nil {
+	if _, ok, err := s.GetDouble("g", "i"); ok || err != nil {
 		t.Errorf("Double still set after unset (%v)", err)
 	}
 	must(t, s.UnsetBoolean(ctx, "g", "i"))
-	if _, ok, err := s.Boolean("g", "i"); ok || err != nil {
+	if _, ok, err := s.GetBoolean("g", "i"); ok || err != nil {
 		t.Errorf("Boolean still set after unset (%v)", err)
 	}
 	must(t, s.UnsetString(ctx, "g", "i"))
-	if _, ok, err := s.String("g", "i"); ok || err != nil {
+	if _, ok, err := s.GetString("g", "i"); ok || err != nil {
 		t.Errorf("String still set after unset (%v)", err)
 	}
 	must(t, s.UnsetDatetime(ctx, "g", "i"))
-	if _, ok, err := s.Datetime("g", "i"); ok || err != nil {
+	if _, ok, err := s.GetDatetime("g", "i"); ok || err != nil {
 		t.Errorf("Datetime still set after unset (%v)", err)
 	}
 	must(t, s.UnsetIntegerarray(ctx, "g", "i"))
-	if _, ok, err := s.Integerarray("g", "i"); ok || err != nil {
+	if _, ok, err := s.GetIntegerarray("g", "i"); ok || err != nil {
 		t.Errorf("Integerarray still set after unset (%v)", err)
 	}
 	must(t, s.UnsetLongintegerarray(ctx, "g", "i"))
-	if _, ok, err := s.Longintegerarray("g", "i"); ok || err != nil {
+	if _, ok, err := s.GetLongintegerarray("g", "i"); ok || err != nil {
 		t.Errorf("Longintegerarray still set after unset (%v)", err)
 	}
 	must(t, s.UnsetBinaryblobarray(ctx, "g", "i"))
-	if _, ok, err := s.Binaryblobarray("g", "i"); ok || err != nil {
+	if _, ok, err := s.GetBinaryblobarray("g", "i"); ok || err != nil {
 		t.Errorf("Binaryblobarray still set after unset (%v)", err)
 	}
 	a.WaitFor(t, "7 device properties left", func() bool { return len(a.DeviceProperties(deviceID)) == 7 })
@@ -500,147 +500,147 @@ func TestGeneratedServerPropertiesHandlerAndGetters(t *testing.T) {
 	if diff := cmp.Diff(value{"SetDouble", "", float64(21.5)}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if v, ok, err := p.SettingsDouble(); err != nil || !ok || !cmp.Equal(v, float64(21.5)) {
+	if v, ok, err := p.GetSettingsDouble(); err != nil || !ok || !cmp.Equal(v, float64(21.5)) {
 		t.Errorf("getter SettingsDouble = %v, %v, %v", v, ok, err)
 	}
 	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/integer", int32(-7)))
 	if diff := cmp.Diff(value{"SetInteger", "", int32(int32(-7))}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if v, ok, err := p.SettingsInteger(); err != nil || !ok || !cmp.Equal(v, int32(int32(-7))) {
+	if v, ok, err := p.GetSettingsInteger(); err != nil || !ok || !cmp.Equal(v, int32(int32(-7))) {
 		t.Errorf("getter SettingsInteger = %v, %v, %v", v, ok, err)
 	}
 	must(t, a.UnsetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/integer"))
 	if got := next(t, ch); got.Method != "UnsetInteger" {
 		t.Errorf("unset reached %s", got.Method)
 	}
-	if _, ok, _ := p.SettingsInteger(); ok {
+	if _, ok, _ := p.GetSettingsInteger(); ok {
 		t.Errorf("SettingsInteger still cached after unset")
 	}
 	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/boolean", true))
 	if diff := cmp.Diff(value{"SetBoolean", "", bool(true)}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if v, ok, err := p.SettingsBoolean(); err != nil || !ok || !cmp.Equal(v, bool(true)) {
+	if v, ok, err := p.GetSettingsBoolean(); err != nil || !ok || !cmp.Equal(v, bool(true)) {
 		t.Errorf("getter SettingsBoolean = %v, %v, %v", v, ok, err)
 	}
 	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/longinteger", int64(1)<<40))
 	if diff := cmp.Diff(value{"SetLonginteger", "", int64(int64(1) << 40)}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if v, ok, err := p.SettingsLonginteger(); err != nil || !ok || !cmp.Equal(v, int64(int64(1)<<40)) {
+	if v, ok, err := p.GetSettingsLonginteger(); err != nil || !ok || !cmp.Equal(v, int64(int64(1)<<40)) {
 		t.Errorf("getter SettingsLonginteger = %v, %v, %v", v, ok, err)
 	}
 	must(t, a.UnsetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/longinteger"))
 	if got := next(t, ch); got.Method != "UnsetLonginteger" {
 		t.Errorf("unset reached %s", got.Method)
 	}
-	if _, ok, _ := p.SettingsLonginteger(); ok {
+	if _, ok, _ := p.GetSettingsLonginteger(); ok {
 		t.Errorf("SettingsLonginteger still cached after unset")
 	}
 	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/string", "héllo"))
 	if diff := cmp.Diff(value{"SetString", "", string("héllo")}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if v, ok, err := p.SettingsString(); err != nil || !ok || !cmp.Equal(v, string("héllo")) {
+	if v, ok, err := p.GetSettingsString(); err != nil || !ok || !cmp.Equal(v, string("héllo")) {
 		t.Errorf("getter SettingsString = %v, %v, %v", v, ok, err)
 	}
 	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/binaryblob", []byte{1, 2, 3}))
 	if diff := cmp.Diff(value{"SetBinaryblob", "", []byte([]byte{1, 2, 3})}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if v, ok, err := p.SettingsBinaryblob(); err != nil || !ok || !cmp.Equal(v, []byte([]byte{1, 2, 3})) {
+	if v, ok, err := p.GetSettingsBinaryblob(); err != nil || !ok || !cmp.Equal(v, []byte([]byte{1, 2, 3})) {
 		t.Errorf("getter SettingsBinaryblob = %v, %v, %v", v, ok, err)
 	}
 	must(t, a.UnsetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/binaryblob"))
 	if got := next(t, ch); got.Method != "UnsetBinaryblob" {
 		t.Errorf("unset reached %s", got.Method)
 	}
-	if _, ok, _ := p.SettingsBinaryblob(); ok {
+	if _, ok, _ := p.GetSettingsBinaryblob(); ok {
 		t.Errorf("SettingsBinaryblob still cached after unset")
 	}
 	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/datetime", t0))
 	if diff := cmp.Diff(value{"SetDatetime", "", time.Time(t0)}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if v, ok, err := p.SettingsDatetime(); err != nil || !ok || !cmp.Equal(v, time.Time(t0)) {
+	if v, ok, err := p.GetSettingsDatetime(); err != nil || !ok || !cmp.Equal(v, time.Time(t0)) {
 		t.Errorf("getter SettingsDatetime = %v, %v, %v", v, ok, err)
 	}
 	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/doublearray", []float64{1.5, -2}))
 	if diff := cmp.Diff(value{"SetDoublearray", "", []float64([]float64{1.5, -2})}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if v, ok, err := p.SettingsDoublearray(); err != nil || !ok || !cmp.Equal(v, []float64([]float64{1.5, -2})) {
+	if v, ok, err := p.GetSettingsDoublearray(); err != nil || !ok || !cmp.Equal(v, []float64([]float64{1.5, -2})) {
 		t.Errorf("getter SettingsDoublearray = %v, %v, %v", v, ok, err)
 	}
 	must(t, a.UnsetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/doublearray"))
 	if got := next(t, ch); got.Method != "UnsetDoublearray" {
 		t.Errorf("unset reached %s", got.Method)
 	}
-	if _, ok, _ := p.SettingsDoublearray(); ok {
+	if _, ok, _ := p.GetSettingsDoublearray(); ok {
 		t.Errorf("SettingsDoublearray still cached after unset")
 	}
 	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/integerarray", []int32{1, 2}))
 	if diff := cmp.Diff(value{"SetIntegerarray", "", []int32([]int32{1, 2})}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if v, ok, err := p.SettingsIntegerarray(); err != nil || !ok || !cmp.Equal(v, []int32([]int32{1, 2})) {
+	if v, ok, err := p.GetSettingsIntegerarray(); err != nil || !ok || !cmp.Equal(v, []int32([]int32{1, 2})) {
 		t.Errorf("getter SettingsIntegerarray = %v, %v, %v", v, ok, err)
 	}
 	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/booleanarray", []bool{true, false}))
 	if diff := cmp.Diff(value{"SetBooleanarray", "", []bool([]bool{true, false})}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if v, ok, err := p.SettingsBooleanarray(); err != nil || !ok || !cmp.Equal(v, []bool([]bool{true, false})) {
+	if v, ok, err := p.GetSettingsBooleanarray(); err != nil || !ok || !cmp.Equal(v, []bool([]bool{true, false})) {
 		t.Errorf("getter SettingsBooleanarray = %v, %v, %v", v, ok, err)
 	}
 	must(t, a.UnsetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/booleanarray"))
 	if got := next(t, ch); got.Method != "UnsetBooleanarray" {
 		t.Errorf("unset reached %s", got.Method)
 	}
-	if _, ok, _ := p.SettingsBooleanarray(); ok {
+	if _, ok, _ := p.GetSettingsBooleanarray(); ok {
 		t.Errorf("SettingsBooleanarray still cached after unset")
 	}
 	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/longintegerarray", []int64{-1, 1 << 50}))
 	if diff := cmp.Diff(value{"SetLongintegerarray", "", []int64([]int64{-1, 1 << 50})}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if v, ok, err := p.SettingsLongintegerarray(); err != nil || !ok || !cmp.Equal(v, []int64([]int64{-1, 1 << 50})) {
+	if v, ok, err := p.GetSettingsLongintegerarray(); err != nil || !ok || !cmp.Equal(v, []int64([]int64{-1, 1 << 50})) {
 		t.Errorf("getter SettingsLongintegerarray = %v, %v, %v", v, ok, err)
 	}
 	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/stringarray", []string{"a", "b"}))
 	if diff := cmp.Diff(value{"SetStringarray", "", []string([]string{"a", "b"})}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if v, ok, err := p.SettingsStringarray(); err != nil || !ok || !cmp.Equal(v, []string([]string{"a", "b"})) {
+	if v, ok, err := p.GetSettingsStringarray(); err != nil || !ok || !cmp.Equal(v, []string([]string{"a", "b"})) {
 		t.Errorf("getter SettingsStringarray = %v, %v, %v", v, ok, err)
 	}
 	must(t, a.UnsetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/stringarray"))
 	if got := next(t, ch); got.Method != "UnsetStringarray" {
 		t.Errorf("unset reached %s", got.Method)
 	}
-	if _, ok, _ := p.SettingsStringarray(); ok {
+	if _, ok, _ := p.GetSettingsStringarray(); ok {
 		t.Errorf("SettingsStringarray still cached after unset")
 	}
 	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/binaryblobarray", [][]byte{{0}, {1}}))
 	if diff := cmp.Diff(value{"SetBinaryblobarray", "", [][]byte([][]byte{{0}, {1}})}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if v, ok, err := p.SettingsBinaryblobarray(); err != nil || !ok || !cmp.Equal(v, [][]byte([][]byte{{0}, {1}})) {
+	if v, ok, err := p.GetSettingsBinaryblobarray(); err != nil || !ok || !cmp.Equal(v, [][]byte([][]byte{{0}, {1}})) {
 		t.Errorf("getter SettingsBinaryblobarray = %v, %v, %v", v, ok, err)
 	}
 	must(t, a.SetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/datetimearray", []time.Time{t0}))
 	if diff := cmp.Diff(value{"SetDatetimearray", "", []time.Time([]time.Time{t0})}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if v, ok, err := p.SettingsDatetimearray(); err != nil || !ok || !cmp.Equal(v, []time.Time([]time.Time{t0})) {
+	if v, ok, err := p.GetSettingsDatetimearray(); err != nil || !ok || !cmp.Equal(v, []time.Time([]time.Time{t0})) {
 		t.Errorf("getter SettingsDatetimearray = %v, %v, %v", v, ok, err)
 	}
 	must(t, a.UnsetProperty(deviceID, testifaces.ServerPropertiesInterface().Name, "/settings/datetimearray"))
 	if got := next(t, ch); got.Method != "UnsetDatetimearray" {
 		t.Errorf("unset reached %s", got.Method)
 	}
-	if _, ok, _ := p.SettingsDatetimearray(); ok {
+	if _, ok, _ := p.GetSettingsDatetimearray(); ok {
 		t.Errorf("SettingsDatetimearray still cached after unset")
 	}
 }

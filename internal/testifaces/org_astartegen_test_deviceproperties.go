@@ -239,8 +239,8 @@ func (s DeviceProperties) SetDatetimearray(ctx context.Context, group string, it
 	return m.Send(ctx, time.Time{})
 }
 
-// Double returns the stored value of /%{group}/%{item}/double and whether it is set.
-func (s DeviceProperties) Double(group string, item string) (float64, bool, error) {
+// GetDouble returns the stored value of /%{group}/%{item}/double and whether it is set.
+func (s DeviceProperties) GetDouble(group string, item string) (float64, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 0, group, item)
 	if !ok || err != nil {
 		var zero float64
@@ -250,8 +250,8 @@ func (s DeviceProperties) Double(group string, item string) (float64, bool, erro
 	return x, err == nil, err
 }
 
-// Integer returns the stored value of /%{group}/%{item}/integer and whether it is set.
-func (s DeviceProperties) Integer(group string, item string) (int32, bool, error) {
+// GetInteger returns the stored value of /%{group}/%{item}/integer and whether it is set.
+func (s DeviceProperties) GetInteger(group string, item string) (int32, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 1, group, item)
 	if !ok || err != nil {
 		var zero int32
@@ -261,8 +261,8 @@ func (s DeviceProperties) Integer(group string, item string) (int32, bool, error
 	return x, err == nil, err
 }
 
-// Boolean returns the stored value of /%{group}/%{item}/boolean and whether it is set.
-func (s DeviceProperties) Boolean(group string, item string) (bool, bool, error) {
+// GetBoolean returns the stored value of /%{group}/%{item}/boolean and whether it is set.
+func (s DeviceProperties) GetBoolean(group string, item string) (bool, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 2, group, item)
 	if !ok || err != nil {
 		var zero bool
@@ -272,8 +272,8 @@ func (s DeviceProperties) Boolean(group string, item string) (bool, bool, error)
 	return x, err == nil, err
 }
 
-// Longinteger returns the stored value of /%{group}/%{item}/longinteger and whether it is set.
-func (s DeviceProperties) Longinteger(group string, item string) (int64, bool, error) {
+// GetLonginteger returns the stored value of /%{group}/%{item}/longinteger and whether it is set.
+func (s DeviceProperties) GetLonginteger(group string, item string) (int64, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 3, group, item)
 	if !ok || err != nil {
 		var zero int64
@@ -283,8 +283,8 @@ func (s DeviceProperties) Longinteger(group string, item string) (int64, bool, e
 	return x, err == nil, err
 }
 
-// String returns the stored value of /%{group}/%{item}/string and whether it is set.
-func (s DeviceProperties) String(group string, item string) (string, bool, error) {
+// GetString returns the stored value of /%{group}/%{item}/string and whether it is set.
+func (s DeviceProperties) GetString(group string, item string) (string, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 4, group, item)
 	if !ok || err != nil {
 		var zero string
@@ -294,8 +294,8 @@ func (s DeviceProperties) String(group string, item string) (string, bool, error
 	return x, err == nil, err
 }
 
-// Binaryblob returns the stored value of /%{group}/%{item}/binaryblob and whether it is set.
-func (s DeviceProperties) Binaryblob(group string, item string) ([]byte, bool, error) {
+// GetBinaryblob returns the stored value of /%{group}/%{item}/binaryblob and whether it is set.
+func (s DeviceProperties) GetBinaryblob(group string, item string) ([]byte, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 5, group, item)
 	if !ok || err != nil {
 		var zero []byte
@@ -305,8 +305,8 @@ func (s DeviceProperties) Binaryblob(group string, item string) ([]byte, bool, e
 	return x, err == nil, err
 }
 
-// Datetime returns the stored value of /%{group}/%{item}/datetime and whether it is set.
-func (s DeviceProperties) Datetime(group string, item string) (time.Time, bool, error) {
+// GetDatetime returns the stored value of /%{group}/%{item}/datetime and whether it is set.
+func (s DeviceProperties) GetDatetime(group string, item string) (time.Time, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 6, group, item)
 	if !ok || err != nil {
 		var zero time.Time
@@ -316,8 +316,8 @@ func (s DeviceProperties) Datetime(group string, item string) (time.Time, bool, 
 	return x, err == nil, err
 }
 
-// Doublearray returns the stored value of /%{group}/%{item}/doublearray and whether it is set.
-func (s DeviceProperties) Doublearray(group string, item string) ([]float64, bool, error) {
+// GetDoublearray returns the stored value of /%{group}/%{item}/doublearray and whether it is set.
+func (s DeviceProperties) GetDoublearray(group string, item string) ([]float64, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 7, group, item)
 	if !ok || err != nil {
 		var zero []float64
@@ -327,8 +327,8 @@ func (s DeviceProperties) Doublearray(group string, item string) ([]float64, boo
 	return x, err == nil, err
 }
 
-// Integerarray returns the stored value of /%{group}/%{item}/integerarray and whether it is set.
-func (s DeviceProperties) Integerarray(group string, item string) ([]int32, bool, error) {
+// GetIntegerarray returns the stored value of /%{group}/%{item}/integerarray and whether it is set.
+func (s DeviceProperties) GetIntegerarray(group string, item string) ([]int32, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 8, group, item)
 	if !ok || err != nil {
 		var zero []int32
@@ -338,8 +338,8 @@ func (s DeviceProperties) Integerarray(group string, item string) ([]int32, bool
 	return x, err == nil, err
 }
 
-// Booleanarray returns the stored value of /%{group}/%{item}/booleanarray and whether it is set.
-func (s DeviceProperties) Booleanarray(group string, item string) ([]bool, bool, error) {
+// GetBooleanarray returns the stored value of /%{group}/%{item}/booleanarray and whether it is set.
+func (s DeviceProperties) GetBooleanarray(group string, item string) ([]bool, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 9, group, item)
 	if !ok || err != nil {
 		var zero []bool
@@ -349,8 +349,8 @@ func (s DeviceProperties) Booleanarray(group string, item string) ([]bool, bool,
 	return x, err == nil, err
 }
 
-// Longintegerarray returns the stored value of /%{group}/%{item}/longintegerarray and whether it is set.
-func (s DeviceProperties) Longintegerarray(group string, item string) ([]int64, bool, error) {
+// GetLongintegerarray returns the stored value of /%{group}/%{item}/longintegerarray and whether it is set.
+func (s DeviceProperties) GetLongintegerarray(group string, item string) ([]int64, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 10, group, item)
 	if !ok || err != nil {
 		var zero []int64
@@ -360,8 +360,8 @@ func (s DeviceProperties) Longintegerarray(group string, item string) ([]int64, 
 	return x, err == nil, err
 }
 
-// Stringarray returns the stored value of /%{group}/%{item}/stringarray and whether it is set.
-func (s DeviceProperties) Stringarray(group string, item string) ([]string, bool, error) {
+// GetStringarray returns the stored value of /%{group}/%{item}/stringarray and whether it is set.
+func (s DeviceProperties) GetStringarray(group string, item string) ([]string, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 11, group, item)
 	if !ok || err != nil {
 		var zero []string
@@ -371,8 +371,8 @@ func (s DeviceProperties) Stringarray(group string, item string) ([]string, bool
 	return x, err == nil, err
 }
 
-// Binaryblobarray returns the stored value of /%{group}/%{item}/binaryblobarray and whether it is set.
-func (s DeviceProperties) Binaryblobarray(group string, item string) ([][]byte, bool, error) {
+// GetBinaryblobarray returns the stored value of /%{group}/%{item}/binaryblobarray and whether it is set.
+func (s DeviceProperties) GetBinaryblobarray(group string, item string) ([][]byte, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 12, group, item)
 	if !ok || err != nil {
 		var zero [][]byte
@@ -382,8 +382,8 @@ func (s DeviceProperties) Binaryblobarray(group string, item string) ([][]byte, 
 	return x, err == nil, err
 }
 
-// Datetimearray returns the stored value of /%{group}/%{item}/datetimearray and whether it is set.
-func (s DeviceProperties) Datetimearray(group string, item string) ([]time.Time, bool, error) {
+// GetDatetimearray returns the stored value of /%{group}/%{item}/datetimearray and whether it is set.
+func (s DeviceProperties) GetDatetimearray(group string, item string) ([]time.Time, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 13, group, item)
 	if !ok || err != nil {
 		var zero []time.Time

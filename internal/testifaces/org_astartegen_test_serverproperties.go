@@ -444,8 +444,8 @@ func RegisterServerProperties(d *runtime.Device, h ServerPropertiesHandler) erro
 	})
 }
 
-// SettingsDouble returns the stored value of /settings/double and whether it is set.
-func (s ServerProperties) SettingsDouble() (float64, bool, error) {
+// GetSettingsDouble returns the stored value of /settings/double and whether it is set.
+func (s ServerProperties) GetSettingsDouble() (float64, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, serverPropertiesInterface, 0)
 	if !ok || err != nil {
 		var zero float64
@@ -455,8 +455,8 @@ func (s ServerProperties) SettingsDouble() (float64, bool, error) {
 	return x, err == nil, err
 }
 
-// SettingsInteger returns the stored value of /settings/integer and whether it is set.
-func (s ServerProperties) SettingsInteger() (int32, bool, error) {
+// GetSettingsInteger returns the stored value of /settings/integer and whether it is set.
+func (s ServerProperties) GetSettingsInteger() (int32, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, serverPropertiesInterface, 1)
 	if !ok || err != nil {
 		var zero int32
@@ -466,8 +466,8 @@ func (s ServerProperties) SettingsInteger() (int32, bool, error) {
 	return x, err == nil, err
 }
 
-// SettingsBoolean returns the stored value of /settings/boolean and whether it is set.
-func (s ServerProperties) SettingsBoolean() (bool, bool, error) {
+// GetSettingsBoolean returns the stored value of /settings/boolean and whether it is set.
+func (s ServerProperties) GetSettingsBoolean() (bool, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, serverPropertiesInterface, 2)
 	if !ok || err != nil {
 		var zero bool
@@ -477,8 +477,8 @@ func (s ServerProperties) SettingsBoolean() (bool, bool, error) {
 	return x, err == nil, err
 }
 
-// SettingsLonginteger returns the stored value of /settings/longinteger and whether it is set.
-func (s ServerProperties) SettingsLonginteger() (int64, bool, error) {
+// GetSettingsLonginteger returns the stored value of /settings/longinteger and whether it is set.
+func (s ServerProperties) GetSettingsLonginteger() (int64, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, serverPropertiesInterface, 3)
 	if !ok || err != nil {
 		var zero int64
@@ -488,8 +488,8 @@ func (s ServerProperties) SettingsLonginteger() (int64, bool, error) {
 	return x, err == nil, err
 }
 
-// SettingsString returns the stored value of /settings/string and whether it is set.
-func (s ServerProperties) SettingsString() (string, bool, error) {
+// GetSettingsString returns the stored value of /settings/string and whether it is set.
+func (s ServerProperties) GetSettingsString() (string, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, serverPropertiesInterface, 4)
 	if !ok || err != nil {
 		var zero string
@@ -499,8 +499,8 @@ func (s ServerProperties) SettingsString() (string, bool, error) {
 	return x, err == nil, err
 }
 
-// SettingsBinaryblob returns the stored value of /settings/binaryblob and whether it is set.
-func (s ServerProperties) SettingsBinaryblob() ([]byte, bool, error) {
+// GetSettingsBinaryblob returns the stored value of /settings/binaryblob and whether it is set.
+func (s ServerProperties) GetSettingsBinaryblob() ([]byte, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, serverPropertiesInterface, 5)
 	if !ok || err != nil {
 		var zero []byte
@@ -510,8 +510,8 @@ func (s ServerProperties) SettingsBinaryblob() ([]byte, bool, error) {
 	return x, err == nil, err
 }
 
-// SettingsDatetime returns the stored value of /settings/datetime and whether it is set.
-func (s ServerProperties) SettingsDatetime() (time.Time, bool, error) {
+// GetSettingsDatetime returns the stored value of /settings/datetime and whether it is set.
+func (s ServerProperties) GetSettingsDatetime() (time.Time, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, serverPropertiesInterface, 6)
 	if !ok || err != nil {
 		var zero time.Time
@@ -521,8 +521,8 @@ func (s ServerProperties) SettingsDatetime() (time.Time, bool, error) {
 	return x, err == nil, err
 }
 
-// SettingsDoublearray returns the stored value of /settings/doublearray and whether it is set.
-func (s ServerProperties) SettingsDoublearray() ([]float64, bool, error) {
+// GetSettingsDoublearray returns the stored value of /settings/doublearray and whether it is set.
+func (s ServerProperties) GetSettingsDoublearray() ([]float64, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, serverPropertiesInterface, 7)
 	if !ok || err != nil {
 		var zero []float64
@@ -532,8 +532,8 @@ func (s ServerProperties) SettingsDoublearray() ([]float64, bool, error) {
 	return x, err == nil, err
 }
 
-// SettingsIntegerarray returns the stored value of /settings/integerarray and whether it is set.
-func (s ServerProperties) SettingsIntegerarray() ([]int32, bool, error) {
+// GetSettingsIntegerarray returns the stored value of /settings/integerarray and whether it is set.
+func (s ServerProperties) GetSettingsIntegerarray() ([]int32, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, serverPropertiesInterface, 8)
 	if !ok || err != nil {
 		var zero []int32
@@ -543,8 +543,8 @@ func (s ServerProperties) SettingsIntegerarray() ([]int32, bool, error) {
 	return x, err == nil, err
 }
 
-// SettingsBooleanarray returns the stored value of /settings/booleanarray and whether it is set.
-func (s ServerProperties) SettingsBooleanarray() ([]bool, bool, error) {
+// GetSettingsBooleanarray returns the stored value of /settings/booleanarray and whether it is set.
+func (s ServerProperties) GetSettingsBooleanarray() ([]bool, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, serverPropertiesInterface, 9)
 	if !ok || err != nil {
 		var zero []bool
@@ -554,8 +554,8 @@ func (s ServerProperties) SettingsBooleanarray() ([]bool, bool, error) {
 	return x, err == nil, err
 }
 
-// SettingsLongintegerarray returns the stored value of /settings/longintegerarray and whether it is set.
-func (s ServerProperties) SettingsLongintegerarray() ([]int64, bool, error) {
+// GetSettingsLongintegerarray returns the stored value of /settings/longintegerarray and whether it is set.
+func (s ServerProperties) GetSettingsLongintegerarray() ([]int64, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, serverPropertiesInterface, 10)
 	if !ok || err != nil {
 		var zero []int64
@@ -565,8 +565,8 @@ func (s ServerProperties) SettingsLongintegerarray() ([]int64, bool, error) {
 	return x, err == nil, err
 }
 
-// SettingsStringarray returns the stored value of /settings/stringarray and whether it is set.
-func (s ServerProperties) SettingsStringarray() ([]string, bool, error) {
+// GetSettingsStringarray returns the stored value of /settings/stringarray and whether it is set.
+func (s ServerProperties) GetSettingsStringarray() ([]string, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, serverPropertiesInterface, 11)
 	if !ok || err != nil {
 		var zero []string
@@ -576,8 +576,8 @@ func (s ServerProperties) SettingsStringarray() ([]string, bool, error) {
 	return x, err == nil, err
 }
 
-// SettingsBinaryblobarray returns the stored value of /settings/binaryblobarray and whether it is set.
-func (s ServerProperties) SettingsBinaryblobarray() ([][]byte, bool, error) {
+// GetSettingsBinaryblobarray returns the stored value of /settings/binaryblobarray and whether it is set.
+func (s ServerProperties) GetSettingsBinaryblobarray() ([][]byte, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, serverPropertiesInterface, 12)
 	if !ok || err != nil {
 		var zero [][]byte
@@ -587,8 +587,8 @@ func (s ServerProperties) SettingsBinaryblobarray() ([][]byte, bool, error) {
 	return x, err == nil, err
 }
 
-// SettingsDatetimearray returns the stored value of /settings/datetimearray and whether it is set.
-func (s ServerProperties) SettingsDatetimearray() ([]time.Time, bool, error) {
+// GetSettingsDatetimearray returns the stored value of /settings/datetimearray and whether it is set.
+func (s ServerProperties) GetSettingsDatetimearray() ([]time.Time, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, serverPropertiesInterface, 13)
 	if !ok || err != nil {
 		var zero []time.Time

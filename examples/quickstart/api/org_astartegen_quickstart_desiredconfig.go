@@ -91,8 +91,8 @@ func RegisterDesiredConfig(d *runtime.Device, h DesiredConfigHandler) error {
 	})
 }
 
-// SamplingPeriodMs returns the stored value of /sampling_period_ms and whether it is set.
-func (s DesiredConfig) SamplingPeriodMs() (int32, bool, error) {
+// GetSamplingPeriodMs returns the stored value of /sampling_period_ms and whether it is set.
+func (s DesiredConfig) GetSamplingPeriodMs() (int32, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, desiredConfigInterface, 0)
 	if !ok || err != nil {
 		var zero int32

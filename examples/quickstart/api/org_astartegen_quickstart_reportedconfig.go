@@ -65,8 +65,8 @@ func (s ReportedConfig) SetFirmwareVersion(ctx context.Context, value string) er
 	return m.Send(ctx, time.Time{})
 }
 
-// SamplingPeriodMs returns the stored value of /sampling_period_ms and whether it is set.
-func (s ReportedConfig) SamplingPeriodMs() (int32, bool, error) {
+// GetSamplingPeriodMs returns the stored value of /sampling_period_ms and whether it is set.
+func (s ReportedConfig) GetSamplingPeriodMs() (int32, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, reportedConfigInterface, 0)
 	if !ok || err != nil {
 		var zero int32
@@ -76,8 +76,8 @@ func (s ReportedConfig) SamplingPeriodMs() (int32, bool, error) {
 	return x, err == nil, err
 }
 
-// FirmwareVersion returns the stored value of /firmware_version and whether it is set.
-func (s ReportedConfig) FirmwareVersion() (string, bool, error) {
+// GetFirmwareVersion returns the stored value of /firmware_version and whether it is set.
+func (s ReportedConfig) GetFirmwareVersion() (string, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, reportedConfigInterface, 1)
 	if !ok || err != nil {
 		var zero string
