@@ -103,13 +103,13 @@ func fields(pairs ...Code) *Statement {
 }
 
 func emitPackage(f *File, pl *plan) {
-	f.Comment("The generated code refers to this constant so that a runtime of another\nversion is a build error: use the astarte-gen and runtime of one module\nversion (go generate after upgrading github.com/astarte-gen/astarte-gen).")
+	f.Add(comment("The generated code refers to this constant so that a runtime of another\nversion is a build error: use the astarte-gen and runtime of one module\nversion (go generate after upgrading github.com/astarte-gen/astarte-gen)."))
 	f.Const().Id("_").Op("=").Add(rt("SupportPackageIsVersion2"))
 	var list []Code
 	for _, ip := range pl.ifaces {
 		list = append(list, Id(ip.descVar()).Dot("Clone").Call())
 	}
-	f.Comment("Interfaces returns copies of every interface of this package, for\nruntime.New.")
+	f.Add(comment("Interfaces returns copies of every interface of this package, for\nruntime.New."))
 	f.Func().Id("Interfaces").Params().Index().Op("*").Add(md("Interface")).Block(
 		Return(Index().Op("*").Add(md("Interface")).ValuesFunc(func(g *Group) {
 			for _, c := range list {
@@ -126,7 +126,7 @@ func kind(i *model.Interface) string {
 
 func emitInterface(f *File, ip *ifacePlan) {
 	i := ip.Interface
-	f.Comment(fmt.Sprintf("%s describes %s v%d.%d (%s). Generated code reads it;\nnothing outside this package can change it.", ip.descVar(), i.Name, i.Major, i.Minor, kind(i)))
+	f.Add(comment(fmt.Sprintf("%s describes %s v%d.%d (%s). Generated code reads it;\nnothing outside this package can change it.", ip.descVar(), i.Name, i.Major, i.Minor, kind(i))))
 	f.Var().Id(ip.descVar()).Op("=").Op("&").Add(md("Interface")).Add(descriptor(i))
 	f.Comment(fmt.Sprintf("%sInterface returns a copy of the descriptor of %s v%d.%d.", ip.typeName, i.Name, i.Major, i.Minor))
 	f.Func().Id(ip.typeName + "Interface").Params().Op("*").Add(md("Interface")).Block(Return(Id(ip.descVar()).Dot("Clone").Call()))
@@ -251,9 +251,14 @@ func delivery(i *model.Interface, m *model.Mapping) string {
 		}
 		return s + "."
 	}
-	s := fmt.Sprintf("Delivery: %s (QoS %d), retention %s", m.Reliability, i.QoS(m), m.Retention)
-	if m.Expiry > 0 {
-		s += fmt.Sprintf(", expires after %s", m.Expiry)
+	s := fmt.Sprintf("Delivery: %s (QoS %d)", m.Reliability, i.QoS(m))
+	if i.Ownership == model.OwnershipDevice {
+		// Retention and expiry say what the device does while offline;
+		// for what the server sends they mean nothing.
+		s += fmt.Sprintf(", retention %s", m.Retention)
+		if m.Expiry > 0 {
+			s += fmt.Sprintf(", expires after %s", m.Expiry)
+		}
 	}
 	if m.ExplicitTimestamp {
 		s += ", explicit timestamp"
@@ -379,7 +384,10 @@ func handlerMethods(ip *ifacePlan) []Code {
 	if ip.object != nil {
 		m := &i.Mappings[0]
 		params := append([]Code{ctxParam()}, paramList(ip.object.params)...)
-		params = append(params, Id("v").Id(ip.structName()), Id("timestamp").Qual("time", "Time"))
+		params = append(params, Id("v").Id(ip.structName()))
+		if m.ExplicitTimestamp {
+			params = append(params, Id("timestamp").Qual("time", "Time"))
+		}
 		out = append(out, comment(fmt.Sprintf("%s receives an object on %s. %s", ip.object.name, m.ObjectPrefix(), delivery(i, m))),
 			Id(ip.object.name).Params(params...).Error())
 		return out
@@ -392,7 +400,10 @@ func handlerMethods(ip *ifacePlan) []Code {
 			name = "Set" + mp.name
 			params = append(params, Id("value").Add(goType(m.Type)))
 		} else {
-			params = append(params, Id("value").Add(goType(m.Type)), Id("timestamp").Qual("time", "Time"))
+			params = append(params, Id("value").Add(goType(m.Type)))
+			if m.ExplicitTimestamp {
+				params = append(params, Id("timestamp").Qual("time", "Time"))
+			}
 		}
 		out = append(out, comment(fmt.Sprintf("%s receives %s. %s", name, m.Endpoint, delivery(i, m)), m.Description, m.Doc), Id(name).Params(params...).Error())
 		if ip.properties() && m.AllowUnset {
@@ -457,7 +468,11 @@ func emitDispatchCase(c *Group, ip *ifacePlan, mp mappingPlan) {
 		c.Return(Id("h").Dot("Set" + mp.name).Call(append(args, Id("v"))...))
 		return
 	}
-	c.Return(Id("h").Dot(mp.name).Call(append(args, Id("v"), Id("in").Dot("Timestamp"))...))
+	args = append(args, Id("v"))
+	if m.ExplicitTimestamp {
+		args = append(args, Id("in").Dot("Timestamp"))
+	}
+	c.Return(Id("h").Dot(mp.name).Call(args...))
 }
 
 func emitObjectDispatch(g *Group, ip *ifacePlan) {
@@ -471,5 +486,9 @@ func emitObjectDispatch(g *Group, ip *ifacePlan) {
 		)
 	}
 	args := append([]Code{Id("ctx")}, paramArgs(len(ip.object.params))...)
-	g.Return(Id("h").Dot(ip.object.name).Call(append(args, Id("v"), Id("in").Dot("Timestamp"))...))
+	args = append(args, Id("v"))
+	if ip.Interface.Mappings[0].ExplicitTimestamp {
+		args = append(args, Id("in").Dot("Timestamp"))
+	}
+	g.Return(Id("h").Dot(ip.object.name).Call(args...))
 }

@@ -364,3 +364,38 @@ func TestAccessorKinds(t *testing.T) {
 		}
 	}
 }
+
+// TestHandlerSignatures: a handler method takes a timestamp only when its
+// mapping has explicit_timestamp, and server-owned comments say nothing of
+// retention or expiry (what the device does while offline).
+func TestHandlerSignatures(t *testing.T) {
+	i := &model.Interface{Name: "org.H", Major: 1, Type: model.Datastream, Ownership: model.OwnershipServer, Mappings: []model.Mapping{
+		{Endpoint: "/%{ch}/plain", Type: model.Double, Retention: model.Stored, Expiry: time.Minute},
+		{Endpoint: "/%{ch}/stamped", Type: model.Double, ExplicitTimestamp: true, Retention: model.Volatile},
+	}}
+	files, err := Generate(Config{Package: "p"}, []Input{{Source: "h.json", Interface: i}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := string(files["org_h.go"])
+	for _, want := range []string{
+		"\tPlain(ctx context.Context, ch string, value float64) error\n",
+		"\tStamped(ctx context.Context, ch string, value float64, timestamp time.Time) error\n",
+		"return h.Plain(ctx, in.Params[0], v)\n",
+		"return h.Stamped(ctx, in.Params[0], v, in.Timestamp)\n",
+	} {
+		if !strings.Contains(src, want) {
+			t.Errorf("missing %q in:\n%s", want, src)
+		}
+	}
+	for _, line := range strings.Split(src, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(line), "//") {
+			continue
+		}
+		for _, word := range []string{"retention", "expires", "stored", "volatile"} {
+			if strings.Contains(strings.ToLower(line), word) {
+				t.Errorf("server-owned comment mentions %q: %s", word, line)
+			}
+		}
+	}
+}

@@ -147,7 +147,7 @@ func (v *device) SetSamplingPeriodMs(ctx context.Context, ms int32) error {
 }
 
 // Run executes a command and sends its result.
-func (v *device) Run(ctx context.Context, commandID, command string, _ time.Time) error {
+func (v *device) Run(ctx context.Context, commandID, command string) error {
 	v.printf("← command %s: %q", commandID, command)
 	result := "done: " + command
 	if err := v.responses.SendResult(ctx, commandID, result); err != nil {

@@ -58,7 +58,7 @@ type commands struct {
 	done chan string
 }
 
-func (c commands) Reboot(_ context.Context, reason string, _ time.Time) error {
+func (c commands) Reboot(_ context.Context, reason string) error {
 	c.done <- reason
 	return nil
 }

@@ -8,13 +8,10 @@ import (
 	"context"
 	"github.com/astarte-gen/astarte-gen/runtime"
 	"github.com/astarte-gen/astarte-gen/runtime/model"
-	"time"
 )
 
-/*
-commandsInterface describes org.astartegen.example.Commands v1.0 (server-owned datastream). Generated code reads it;
-nothing outside this package can change it.
-*/
+// commandsInterface describes org.astartegen.example.Commands v1.0 (server-owned datastream). Generated code reads it;
+// nothing outside this package can change it.
 var commandsInterface = &model.Interface{
 	Name:        "org.astartegen.example.Commands",
 	Major:       1,
@@ -41,17 +38,17 @@ func CommandsInterface() *model.Interface {
 //
 // Commands the operator sends to the device.
 type CommandsHandler interface {
-	// Reboot receives /reboot. Delivery: unique (QoS 2), retention discard.
+	// Reboot receives /reboot. Delivery: unique (QoS 2).
 	//
 	// Reboot, with the reason.
-	Reboot(ctx context.Context, value string, timestamp time.Time) error
+	Reboot(ctx context.Context, value string) error
 }
 
 // UnimplementedCommandsHandler ignores every message; embed it in handlers.
 type UnimplementedCommandsHandler struct{}
 
 // Ignored.
-func (UnimplementedCommandsHandler) Reboot(ctx context.Context, value string, timestamp time.Time) error {
+func (UnimplementedCommandsHandler) Reboot(ctx context.Context, value string) error {
 	return nil
 }
 
@@ -64,7 +61,7 @@ func RegisterCommands(d *runtime.Device, h CommandsHandler) error {
 			if err != nil {
 				return err
 			}
-			return h.Reboot(ctx, v, in.Timestamp)
+			return h.Reboot(ctx, v)
 		}
 		return nil
 	})

@@ -11,10 +11,8 @@ import (
 	"time"
 )
 
-/*
-sensorsInterface describes org.astartegen.example.Sensors v1.0 (device-owned datastream). Generated code reads it;
-nothing outside this package can change it.
-*/
+// sensorsInterface describes org.astartegen.example.Sensors v1.0 (device-owned datastream). Generated code reads it;
+// nothing outside this package can change it.
 var sensorsInterface = &model.Interface{
 	Name:        "org.astartegen.example.Sensors",
 	Major:       1,

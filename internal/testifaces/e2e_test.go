@@ -225,72 +225,79 @@ func TestGeneratedDeviceProperties(t *testing.T) {
 
 type streamRecorder struct{ ch chan value }
 
-func (r streamRecorder) Double(_ context.Context, channel string, v float64, _ time.Time) error {
+func (r streamRecorder) Double(_ context.Context, channel string, v float64) error {
 	r.ch <- value{"Double", channel, v}
 	return nil
 }
 
-func (r streamRecorder) Integer(_ context.Context, channel string, v int32, _ time.Time) error {
+func (r streamRecorder) Integer(_ context.Context, channel string, v int32) error {
 	r.ch <- value{"Integer", channel, v}
 	return nil
 }
 
-func (r streamRecorder) Boolean(_ context.Context, channel string, v bool, _ time.Time) error {
+func (r streamRecorder) Boolean(_ context.Context, channel string, v bool) error {
 	r.ch <- value{"Boolean", channel, v}
 	return nil
 }
 
-func (r streamRecorder) Longinteger(_ context.Context, channel string, v int64, _ time.Time) error {
+func (r streamRecorder) Longinteger(_ context.Context, channel string, v int64) error {
 	r.ch <- value{"Longinteger", channel, v}
 	return nil
 }
 
-func (r streamRecorder) String(_ context.Context, channel string, v string, _ time.Time) error {
+func (r streamRecorder) String(_ context.Context, channel string, v string) error {
 	r.ch <- value{"String", channel, v}
 	return nil
 }
 
-func (r streamRecorder) Binaryblob(_ context.Context, channel string, v []byte, _ time.Time) error {
+func (r streamRecorder) Binaryblob(_ context.Context, channel string, v []byte) error {
 	r.ch <- value{"Binaryblob", channel, v}
 	return nil
 }
 
-func (r streamRecorder) Datetime(_ context.Context, channel string, v time.Time, _ time.Time) error {
+func (r streamRecorder) Datetime(_ context.Context, channel string, v time.Time) error {
 	r.ch <- value{"Datetime", channel, v}
 	return nil
 }
 
-func (r streamRecorder) Doublearray(_ context.Context, channel string, v []float64, _ time.Time) error {
+func (r streamRecorder) Doublearray(_ context.Context, channel string, v []float64) error {
 	r.ch <- value{"Doublearray", channel, v}
 	return nil
 }
 
-func (r streamRecorder) Integerarray(_ context.Context, channel string, v []int32, _ time.Time) error {
+func (r streamRecorder) Integerarray(_ context.Context, channel string, v []int32) error {
 	r.ch <- value{"Integerarray", channel, v}
 	return nil
 }
 
-func (r streamRecorder) Booleanarray(_ context.Context, channel string, v []bool, _ time.Time) error {
+func (r streamRecorder) Booleanarray(_ context.Context, channel string, v []bool) error {
 	r.ch <- value{"Booleanarray", channel, v}
 	return nil
 }
 
-func (r streamRecorder) Longintegerarray(_ context.Context, channel string, v []int64, _ time.Time) error {
+func (r streamRecorder) Longintegerarray(_ context.Context, channel string, v []int64) error {
 	r.ch <- value{"Longintegerarray", channel, v}
 	return nil
 }
 
-func (r streamRecorder) Stringarray(_ context.Context, channel string, v []string, _ time.Time) error {
+func (r streamRecorder) Stringarray(_ context.Context, channel string, v []string) error {
 	r.ch <- value{"Stringarray", channel, v}
 	return nil
 }
 
-func (r streamRecorder) Binaryblobarray(_ context.Context, channel string, v [][]byte, _ time.Time) error {
+func (r streamRecorder) Binaryblobarray(_ context.Context, channel string, v [][]byte) error {
 	r.ch <- value{"Binaryblobarray", channel, v}
 	return nil
 }
 
-func (r streamRecorder) Datetimearray(_ context.Context, channel string, v []time.Time, _ time.Time) error {
+// Stamped is the one mapping with explicit_timestamp: its handler method
+// alone receives the timestamp.
+func (r streamRecorder) Stamped(_ context.Context, channel string, v float64, timestamp time.Time) error {
+	r.ch <- value{"Stamped", channel, []any{v, timestamp}}
+	return nil
+}
+
+func (r streamRecorder) Datetimearray(_ context.Context, channel string, v []time.Time) error {
 	r.ch <- value{"Datetimearray", channel, v}
 	return nil
 }
@@ -462,6 +469,10 @@ func TestGeneratedServerDatastreamHandler(t *testing.T) {
 	if diff := cmp.Diff(value{"Datetimearray", "c7", []time.Time([]time.Time{t0})}, next(t, ch)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
+	must(t, a.SendDatastreamAt(deviceID, testifaces.ServerDatastreamInterface().Name, "/c7/stamped", 1.5, t0))
+	if diff := cmp.Diff(value{"Stamped", "c7", []any{1.5, t0}}, next(t, ch)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
 }
 
 type commandRecorder struct {
@@ -469,7 +480,7 @@ type commandRecorder struct {
 	ch chan testifaces.ServerAggregateCommand
 }
 
-func (r commandRecorder) Command(_ context.Context, v testifaces.ServerAggregateCommand, _ time.Time) error {
+func (r commandRecorder) Command(_ context.Context, v testifaces.ServerAggregateCommand) error {
 	r.ch <- v
 	return nil
 }

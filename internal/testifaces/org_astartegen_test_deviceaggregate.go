@@ -11,10 +11,8 @@ import (
 	"time"
 )
 
-/*
-deviceAggregateInterface describes org.astartegen.test.DeviceAggregate v2.0 (device-owned datastream). Generated code reads it;
-nothing outside this package can change it.
-*/
+// deviceAggregateInterface describes org.astartegen.test.DeviceAggregate v2.0 (device-owned datastream). Generated code reads it;
+// nothing outside this package can change it.
 var deviceAggregateInterface = &model.Interface{
 	Name:        "org.astartegen.test.DeviceAggregate",
 	Major:       2,

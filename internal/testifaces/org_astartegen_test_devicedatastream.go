@@ -11,10 +11,8 @@ import (
 	"time"
 )
 
-/*
-deviceDatastreamInterface describes org.astartegen.test.DeviceDatastream v1.2 (device-owned datastream). Generated code reads it;
-nothing outside this package can change it.
-*/
+// deviceDatastreamInterface describes org.astartegen.test.DeviceDatastream v1.2 (device-owned datastream). Generated code reads it;
+// nothing outside this package can change it.
 var deviceDatastreamInterface = &model.Interface{
 	Name:        "org.astartegen.test.DeviceDatastream",
 	Major:       1,

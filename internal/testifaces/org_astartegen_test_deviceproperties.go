@@ -11,10 +11,8 @@ import (
 	"time"
 )
 
-/*
-devicePropertiesInterface describes org.astartegen.test.DeviceProperties v1.0 (device-owned properties). Generated code reads it;
-nothing outside this package can change it.
-*/
+// devicePropertiesInterface describes org.astartegen.test.DeviceProperties v1.0 (device-owned properties). Generated code reads it;
+// nothing outside this package can change it.
 var devicePropertiesInterface = &model.Interface{
 	Name:        "org.astartegen.test.DeviceProperties",
 	Major:       1,

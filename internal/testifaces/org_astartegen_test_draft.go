@@ -11,10 +11,8 @@ import (
 	"time"
 )
 
-/*
-draftInterface describes org.astartegen.test.Draft v0.1 (device-owned datastream). Generated code reads it;
-nothing outside this package can change it.
-*/
+// draftInterface describes org.astartegen.test.Draft v0.1 (device-owned datastream). Generated code reads it;
+// nothing outside this package can change it.
 var draftInterface = &model.Interface{
 	Name:      "org.astartegen.test.Draft",
 	Major:     0,

@@ -11,10 +11,8 @@ import (
 	"time"
 )
 
-/*
-serverAggregateInterface describes org.astartegen.test.ServerAggregate v1.0 (server-owned datastream). Generated code reads it;
-nothing outside this package can change it.
-*/
+// serverAggregateInterface describes org.astartegen.test.ServerAggregate v1.0 (server-owned datastream). Generated code reads it;
+// nothing outside this package can change it.
 var serverAggregateInterface = &model.Interface{
 	Name:        "org.astartegen.test.ServerAggregate",
 	Major:       1,
@@ -75,15 +73,15 @@ type ServerAggregateCommand struct {
 //
 // A command with its arguments.
 type ServerAggregateHandler interface {
-	// Command receives an object on /command. Delivery: unique (QoS 2), retention discard.
-	Command(ctx context.Context, v ServerAggregateCommand, timestamp time.Time) error
+	// Command receives an object on /command. Delivery: unique (QoS 2).
+	Command(ctx context.Context, v ServerAggregateCommand) error
 }
 
 // UnimplementedServerAggregateHandler ignores every message; embed it in handlers.
 type UnimplementedServerAggregateHandler struct{}
 
 // Ignored.
-func (UnimplementedServerAggregateHandler) Command(ctx context.Context, v ServerAggregateCommand, timestamp time.Time) error {
+func (UnimplementedServerAggregateHandler) Command(ctx context.Context, v ServerAggregateCommand) error {
 	return nil
 }
 
@@ -126,6 +124,6 @@ func RegisterServerAggregate(d *runtime.Device, h ServerAggregateHandler) error 
 			}
 			v.Priority = x
 		}
-		return h.Command(ctx, v, in.Timestamp)
+		return h.Command(ctx, v)
 	})
 }

@@ -11,10 +11,8 @@ import (
 	"time"
 )
 
-/*
-serverDatastreamInterface describes org.astartegen.test.ServerDatastream v1.0 (server-owned datastream). Generated code reads it;
-nothing outside this package can change it.
-*/
+// serverDatastreamInterface describes org.astartegen.test.ServerDatastream v1.0 (server-owned datastream). Generated code reads it;
+// nothing outside this package can change it.
 var serverDatastreamInterface = &model.Interface{
 	Name:        "org.astartegen.test.ServerDatastream",
 	Major:       1,
@@ -88,6 +86,13 @@ var serverDatastreamInterface = &model.Interface{
 			Type:        model.DateTimeArray,
 			Reliability: model.Guaranteed,
 		},
+		{
+			Endpoint:          "/%{channel}/stamped",
+			Type:              model.Double,
+			Reliability:       model.Guaranteed,
+			ExplicitTimestamp: true,
+			Doc:               "Carries the server's explicit timestamp: the only handler method with a timestamp argument.",
+		},
 	},
 }
 
@@ -100,106 +105,115 @@ func ServerDatastreamInterface() *model.Interface {
 //
 // Values pushed by the server, one endpoint per type.
 type ServerDatastreamHandler interface {
-	// Double receives /%{channel}/double. Delivery: unreliable (QoS 0), retention discard.
-	Double(ctx context.Context, channel string, value float64, timestamp time.Time) error
-	// Integer receives /%{channel}/integer. Delivery: guaranteed (QoS 1), retention discard.
-	Integer(ctx context.Context, channel string, value int32, timestamp time.Time) error
-	// Boolean receives /%{channel}/boolean. Delivery: unique (QoS 2), retention discard.
-	Boolean(ctx context.Context, channel string, value bool, timestamp time.Time) error
-	// Longinteger receives /%{channel}/longinteger. Delivery: unreliable (QoS 0), retention discard.
-	Longinteger(ctx context.Context, channel string, value int64, timestamp time.Time) error
-	// String receives /%{channel}/string. Delivery: guaranteed (QoS 1), retention discard.
-	String(ctx context.Context, channel string, value string, timestamp time.Time) error
-	// Binaryblob receives /%{channel}/binaryblob. Delivery: unique (QoS 2), retention discard.
-	Binaryblob(ctx context.Context, channel string, value []byte, timestamp time.Time) error
-	// Datetime receives /%{channel}/datetime. Delivery: unreliable (QoS 0), retention discard.
-	Datetime(ctx context.Context, channel string, value time.Time, timestamp time.Time) error
-	// Doublearray receives /%{channel}/doublearray. Delivery: guaranteed (QoS 1), retention discard.
-	Doublearray(ctx context.Context, channel string, value []float64, timestamp time.Time) error
-	// Integerarray receives /%{channel}/integerarray. Delivery: unique (QoS 2), retention discard.
-	Integerarray(ctx context.Context, channel string, value []int32, timestamp time.Time) error
-	// Booleanarray receives /%{channel}/booleanarray. Delivery: unreliable (QoS 0), retention discard.
-	Booleanarray(ctx context.Context, channel string, value []bool, timestamp time.Time) error
-	// Longintegerarray receives /%{channel}/longintegerarray. Delivery: guaranteed (QoS 1), retention discard.
-	Longintegerarray(ctx context.Context, channel string, value []int64, timestamp time.Time) error
-	// Stringarray receives /%{channel}/stringarray. Delivery: unique (QoS 2), retention discard.
-	Stringarray(ctx context.Context, channel string, value []string, timestamp time.Time) error
-	// Binaryblobarray receives /%{channel}/binaryblobarray. Delivery: unreliable (QoS 0), retention discard.
-	Binaryblobarray(ctx context.Context, channel string, value [][]byte, timestamp time.Time) error
-	// Datetimearray receives /%{channel}/datetimearray. Delivery: guaranteed (QoS 1), retention discard.
-	Datetimearray(ctx context.Context, channel string, value []time.Time, timestamp time.Time) error
+	// Double receives /%{channel}/double. Delivery: unreliable (QoS 0).
+	Double(ctx context.Context, channel string, value float64) error
+	// Integer receives /%{channel}/integer. Delivery: guaranteed (QoS 1).
+	Integer(ctx context.Context, channel string, value int32) error
+	// Boolean receives /%{channel}/boolean. Delivery: unique (QoS 2).
+	Boolean(ctx context.Context, channel string, value bool) error
+	// Longinteger receives /%{channel}/longinteger. Delivery: unreliable (QoS 0).
+	Longinteger(ctx context.Context, channel string, value int64) error
+	// String receives /%{channel}/string. Delivery: guaranteed (QoS 1).
+	String(ctx context.Context, channel string, value string) error
+	// Binaryblob receives /%{channel}/binaryblob. Delivery: unique (QoS 2).
+	Binaryblob(ctx context.Context, channel string, value []byte) error
+	// Datetime receives /%{channel}/datetime. Delivery: unreliable (QoS 0).
+	Datetime(ctx context.Context, channel string, value time.Time) error
+	// Doublearray receives /%{channel}/doublearray. Delivery: guaranteed (QoS 1).
+	Doublearray(ctx context.Context, channel string, value []float64) error
+	// Integerarray receives /%{channel}/integerarray. Delivery: unique (QoS 2).
+	Integerarray(ctx context.Context, channel string, value []int32) error
+	// Booleanarray receives /%{channel}/booleanarray. Delivery: unreliable (QoS 0).
+	Booleanarray(ctx context.Context, channel string, value []bool) error
+	// Longintegerarray receives /%{channel}/longintegerarray. Delivery: guaranteed (QoS 1).
+	Longintegerarray(ctx context.Context, channel string, value []int64) error
+	// Stringarray receives /%{channel}/stringarray. Delivery: unique (QoS 2).
+	Stringarray(ctx context.Context, channel string, value []string) error
+	// Binaryblobarray receives /%{channel}/binaryblobarray. Delivery: unreliable (QoS 0).
+	Binaryblobarray(ctx context.Context, channel string, value [][]byte) error
+	// Datetimearray receives /%{channel}/datetimearray. Delivery: guaranteed (QoS 1).
+	Datetimearray(ctx context.Context, channel string, value []time.Time) error
+	// Stamped receives /%{channel}/stamped. Delivery: guaranteed (QoS 1), explicit timestamp.
+	//
+	// Carries the server's explicit timestamp: the only handler method with a timestamp argument.
+	Stamped(ctx context.Context, channel string, value float64, timestamp time.Time) error
 }
 
 // UnimplementedServerDatastreamHandler ignores every message; embed it in handlers.
 type UnimplementedServerDatastreamHandler struct{}
 
 // Ignored.
-func (UnimplementedServerDatastreamHandler) Double(ctx context.Context, channel string, value float64, timestamp time.Time) error {
+func (UnimplementedServerDatastreamHandler) Double(ctx context.Context, channel string, value float64) error {
 	return nil
 }
 
 // Ignored.
-func (UnimplementedServerDatastreamHandler) Integer(ctx context.Context, channel string, value int32, timestamp time.Time) error {
+func (UnimplementedServerDatastreamHandler) Integer(ctx context.Context, channel string, value int32) error {
 	return nil
 }
 
 // Ignored.
-func (UnimplementedServerDatastreamHandler) Boolean(ctx context.Context, channel string, value bool, timestamp time.Time) error {
+func (UnimplementedServerDatastreamHandler) Boolean(ctx context.Context, channel string, value bool) error {
 	return nil
 }
 
 // Ignored.
-func (UnimplementedServerDatastreamHandler) Longinteger(ctx context.Context, channel string, value int64, timestamp time.Time) error {
+func (UnimplementedServerDatastreamHandler) Longinteger(ctx context.Context, channel string, value int64) error {
 	return nil
 }
 
 // Ignored.
-func (UnimplementedServerDatastreamHandler) String(ctx context.Context, channel string, value string, timestamp time.Time) error {
+func (UnimplementedServerDatastreamHandler) String(ctx context.Context, channel string, value string) error {
 	return nil
 }
 
 // Ignored.
-func (UnimplementedServerDatastreamHandler) Binaryblob(ctx context.Context, channel string, value []byte, timestamp time.Time) error {
+func (UnimplementedServerDatastreamHandler) Binaryblob(ctx context.Context, channel string, value []byte) error {
 	return nil
 }
 
 // Ignored.
-func (UnimplementedServerDatastreamHandler) Datetime(ctx context.Context, channel string, value time.Time, timestamp time.Time) error {
+func (UnimplementedServerDatastreamHandler) Datetime(ctx context.Context, channel string, value time.Time) error {
 	return nil
 }
 
 // Ignored.
-func (UnimplementedServerDatastreamHandler) Doublearray(ctx context.Context, channel string, value []float64, timestamp time.Time) error {
+func (UnimplementedServerDatastreamHandler) Doublearray(ctx context.Context, channel string, value []float64) error {
 	return nil
 }
 
 // Ignored.
-func (UnimplementedServerDatastreamHandler) Integerarray(ctx context.Context, channel string, value []int32, timestamp time.Time) error {
+func (UnimplementedServerDatastreamHandler) Integerarray(ctx context.Context, channel string, value []int32) error {
 	return nil
 }
 
 // Ignored.
-func (UnimplementedServerDatastreamHandler) Booleanarray(ctx context.Context, channel string, value []bool, timestamp time.Time) error {
+func (UnimplementedServerDatastreamHandler) Booleanarray(ctx context.Context, channel string, value []bool) error {
 	return nil
 }
 
 // Ignored.
-func (UnimplementedServerDatastreamHandler) Longintegerarray(ctx context.Context, channel string, value []int64, timestamp time.Time) error {
+func (UnimplementedServerDatastreamHandler) Longintegerarray(ctx context.Context, channel string, value []int64) error {
 	return nil
 }
 
 // Ignored.
-func (UnimplementedServerDatastreamHandler) Stringarray(ctx context.Context, channel string, value []string, timestamp time.Time) error {
+func (UnimplementedServerDatastreamHandler) Stringarray(ctx context.Context, channel string, value []string) error {
 	return nil
 }
 
 // Ignored.
-func (UnimplementedServerDatastreamHandler) Binaryblobarray(ctx context.Context, channel string, value [][]byte, timestamp time.Time) error {
+func (UnimplementedServerDatastreamHandler) Binaryblobarray(ctx context.Context, channel string, value [][]byte) error {
 	return nil
 }
 
 // Ignored.
-func (UnimplementedServerDatastreamHandler) Datetimearray(ctx context.Context, channel string, value []time.Time, timestamp time.Time) error {
+func (UnimplementedServerDatastreamHandler) Datetimearray(ctx context.Context, channel string, value []time.Time) error {
+	return nil
+}
+
+// Ignored.
+func (UnimplementedServerDatastreamHandler) Stamped(ctx context.Context, channel string, value float64, timestamp time.Time) error {
 	return nil
 }
 
@@ -212,85 +226,91 @@ func RegisterServerDatastream(d *runtime.Device, h ServerDatastreamHandler) erro
 			if err != nil {
 				return err
 			}
-			return h.Double(ctx, in.Params[0], v, in.Timestamp)
+			return h.Double(ctx, in.Params[0], v)
 		case 1:
 			v, err := in.Value.Integer()
 			if err != nil {
 				return err
 			}
-			return h.Integer(ctx, in.Params[0], v, in.Timestamp)
+			return h.Integer(ctx, in.Params[0], v)
 		case 2:
 			v, err := in.Value.Boolean()
 			if err != nil {
 				return err
 			}
-			return h.Boolean(ctx, in.Params[0], v, in.Timestamp)
+			return h.Boolean(ctx, in.Params[0], v)
 		case 3:
 			v, err := in.Value.LongInteger()
 			if err != nil {
 				return err
 			}
-			return h.Longinteger(ctx, in.Params[0], v, in.Timestamp)
+			return h.Longinteger(ctx, in.Params[0], v)
 		case 4:
 			v, err := in.Value.String()
 			if err != nil {
 				return err
 			}
-			return h.String(ctx, in.Params[0], v, in.Timestamp)
+			return h.String(ctx, in.Params[0], v)
 		case 5:
 			v, err := in.Value.BinaryBlob()
 			if err != nil {
 				return err
 			}
-			return h.Binaryblob(ctx, in.Params[0], v, in.Timestamp)
+			return h.Binaryblob(ctx, in.Params[0], v)
 		case 6:
 			v, err := in.Value.DateTime()
 			if err != nil {
 				return err
 			}
-			return h.Datetime(ctx, in.Params[0], v, in.Timestamp)
+			return h.Datetime(ctx, in.Params[0], v)
 		case 7:
 			v, err := in.Value.DoubleArray()
 			if err != nil {
 				return err
 			}
-			return h.Doublearray(ctx, in.Params[0], v, in.Timestamp)
+			return h.Doublearray(ctx, in.Params[0], v)
 		case 8:
 			v, err := in.Value.IntegerArray()
 			if err != nil {
 				return err
 			}
-			return h.Integerarray(ctx, in.Params[0], v, in.Timestamp)
+			return h.Integerarray(ctx, in.Params[0], v)
 		case 9:
 			v, err := in.Value.BooleanArray()
 			if err != nil {
 				return err
 			}
-			return h.Booleanarray(ctx, in.Params[0], v, in.Timestamp)
+			return h.Booleanarray(ctx, in.Params[0], v)
 		case 10:
 			v, err := in.Value.LongIntegerArray()
 			if err != nil {
 				return err
 			}
-			return h.Longintegerarray(ctx, in.Params[0], v, in.Timestamp)
+			return h.Longintegerarray(ctx, in.Params[0], v)
 		case 11:
 			v, err := in.Value.StringArray()
 			if err != nil {
 				return err
 			}
-			return h.Stringarray(ctx, in.Params[0], v, in.Timestamp)
+			return h.Stringarray(ctx, in.Params[0], v)
 		case 12:
 			v, err := in.Value.BinaryBlobArray()
 			if err != nil {
 				return err
 			}
-			return h.Binaryblobarray(ctx, in.Params[0], v, in.Timestamp)
+			return h.Binaryblobarray(ctx, in.Params[0], v)
 		case 13:
 			v, err := in.Value.DateTimeArray()
 			if err != nil {
 				return err
 			}
-			return h.Datetimearray(ctx, in.Params[0], v, in.Timestamp)
+			return h.Datetimearray(ctx, in.Params[0], v)
+		case 14:
+			v, err := in.Value.Double()
+			if err != nil {
+				return err
+			}
+			return h.Stamped(ctx, in.Params[0], v, in.Timestamp)
 		}
 		return nil
 	})

@@ -11,10 +11,8 @@ import (
 	"time"
 )
 
-/*
-serverPropertiesInterface describes org.astartegen.test.ServerProperties v1.0 (server-owned properties). Generated code reads it;
-nothing outside this package can change it.
-*/
+// serverPropertiesInterface describes org.astartegen.test.ServerProperties v1.0 (server-owned properties). Generated code reads it;
+// nothing outside this package can change it.
 var serverPropertiesInterface = &model.Interface{
 	Name:        "org.astartegen.test.ServerProperties",
 	Major:       1,

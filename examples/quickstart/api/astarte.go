@@ -8,17 +8,13 @@ import (
 	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
-/*
-The generated code refers to this constant so that a runtime of another
-version is a build error: use the astarte-gen and runtime of one module
-version (go generate after upgrading github.com/astarte-gen/astarte-gen).
-*/
+// The generated code refers to this constant so that a runtime of another
+// version is a build error: use the astarte-gen and runtime of one module
+// version (go generate after upgrading github.com/astarte-gen/astarte-gen).
 const _ = runtime.SupportPackageIsVersion2
 
-/*
-Interfaces returns copies of every interface of this package, for
-runtime.New.
-*/
+// Interfaces returns copies of every interface of this package, for
+// runtime.New.
 func Interfaces() []*model.Interface {
 	return []*model.Interface{
 		commandResponsesInterface.Clone(),

@@ -11,10 +11,8 @@ import (
 	"time"
 )
 
-/*
-commandResponsesInterface describes org.astartegen.quickstart.CommandResponses v1.0 (device-owned datastream). Generated code reads it;
-nothing outside this package can change it.
-*/
+// commandResponsesInterface describes org.astartegen.quickstart.CommandResponses v1.0 (device-owned datastream). Generated code reads it;
+// nothing outside this package can change it.
 var commandResponsesInterface = &model.Interface{
 	Name:        "org.astartegen.quickstart.CommandResponses",
 	Major:       1,

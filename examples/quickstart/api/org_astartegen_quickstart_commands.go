@@ -8,13 +8,10 @@ import (
 	"context"
 	"github.com/astarte-gen/astarte-gen/runtime"
 	"github.com/astarte-gen/astarte-gen/runtime/model"
-	"time"
 )
 
-/*
-commandsInterface describes org.astartegen.quickstart.Commands v1.0 (server-owned datastream). Generated code reads it;
-nothing outside this package can change it.
-*/
+// commandsInterface describes org.astartegen.quickstart.Commands v1.0 (server-owned datastream). Generated code reads it;
+// nothing outside this package can change it.
 var commandsInterface = &model.Interface{
 	Name:        "org.astartegen.quickstart.Commands",
 	Major:       1,
@@ -40,15 +37,15 @@ func CommandsInterface() *model.Interface {
 //
 // Commands for the device; each has an ID its response carries.
 type CommandsHandler interface {
-	// Run receives /%{command_id}/run. Delivery: unique (QoS 2), retention discard.
-	Run(ctx context.Context, commandID string, value string, timestamp time.Time) error
+	// Run receives /%{command_id}/run. Delivery: unique (QoS 2).
+	Run(ctx context.Context, commandID string, value string) error
 }
 
 // UnimplementedCommandsHandler ignores every message; embed it in handlers.
 type UnimplementedCommandsHandler struct{}
 
 // Ignored.
-func (UnimplementedCommandsHandler) Run(ctx context.Context, commandID string, value string, timestamp time.Time) error {
+func (UnimplementedCommandsHandler) Run(ctx context.Context, commandID string, value string) error {
 	return nil
 }
 
@@ -61,7 +58,7 @@ func RegisterCommands(d *runtime.Device, h CommandsHandler) error {
 			if err != nil {
 				return err
 			}
-			return h.Run(ctx, in.Params[0], v, in.Timestamp)
+			return h.Run(ctx, in.Params[0], v)
 		}
 		return nil
 	})

@@ -10,10 +10,8 @@ import (
 	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
-/*
-desiredConfigInterface describes org.astartegen.quickstart.DesiredConfig v1.0 (server-owned properties). Generated code reads it;
-nothing outside this package can change it.
-*/
+// desiredConfigInterface describes org.astartegen.quickstart.DesiredConfig v1.0 (server-owned properties). Generated code reads it;
+// nothing outside this package can change it.
 var desiredConfigInterface = &model.Interface{
 	Name:        "org.astartegen.quickstart.DesiredConfig",
 	Major:       1,

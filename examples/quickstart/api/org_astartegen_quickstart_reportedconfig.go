@@ -11,10 +11,8 @@ import (
 	"time"
 )
 
-/*
-reportedConfigInterface describes org.astartegen.quickstart.ReportedConfig v1.0 (device-owned properties). Generated code reads it;
-nothing outside this package can change it.
-*/
+// reportedConfigInterface describes org.astartegen.quickstart.ReportedConfig v1.0 (device-owned properties). Generated code reads it;
+// nothing outside this package can change it.
 var reportedConfigInterface = &model.Interface{
 	Name:        "org.astartegen.quickstart.ReportedConfig",
 	Major:       1,

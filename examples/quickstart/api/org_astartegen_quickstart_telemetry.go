@@ -11,10 +11,8 @@ import (
 	"time"
 )
 
-/*
-telemetryInterface describes org.astartegen.quickstart.Telemetry v1.0 (device-owned datastream). Generated code reads it;
-nothing outside this package can change it.
-*/
+// telemetryInterface describes org.astartegen.quickstart.Telemetry v1.0 (device-owned datastream). Generated code reads it;
+// nothing outside this package can change it.
 var telemetryInterface = &model.Interface{
 	Name:        "org.astartegen.quickstart.Telemetry",
 	Major:       1,
