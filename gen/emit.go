@@ -217,6 +217,23 @@ func accessor(t model.ValueType) string {
 	return exported(s)
 }
 
+// fieldType is the Go type of an object field: the value type when the
+// field is required, a pointer to it when it may be absent.
+func fieldType(m *model.Mapping) *Statement {
+	if m.Required {
+		return goType(m.Type)
+	}
+	return Op("*").Add(goType(m.Type))
+}
+
+// fieldValue is x as a value of fieldType(m).
+func fieldValue(m *model.Mapping, x *Statement) *Statement {
+	if m.Required {
+		return x
+	}
+	return Op("&").Add(x)
+}
+
 // goType is the Go type of an Astarte type.
 func goType(t model.ValueType) *Statement {
 	var s *Statement
@@ -347,12 +364,16 @@ func emitGetter(f *File, ip *ifacePlan, mp mappingPlan) {
 
 func emitObjectStruct(f *File, ip *ifacePlan) {
 	i := ip.Interface
-	f.Comment(fmt.Sprintf("%s is one object of %s, sent as a whole on %s.", ip.structName(), i.Name, i.Mappings[0].ObjectPrefix()))
+	f.Add(comment(fmt.Sprintf("%s is one object of %s, sent as a whole on %s. Required fields are plain values; the others are pointers, nil when the field is absent (a sender leaves it out, a handler did not receive it).", ip.structName(), i.Name, i.Mappings[0].ObjectPrefix())))
 	f.Type().Id(ip.structName()).StructFunc(func(g *Group) {
 		for _, fp := range ip.object.fields {
 			m := &i.Mappings[fp.index]
-			g.Add(comment(fmt.Sprintf("%s is the %s field (%s).", fp.name, m.LastLevel(), m.Type), m.Description, m.Doc))
-			g.Id(fp.name).Add(goType(m.Type))
+			presence := "required"
+			if !m.Required {
+				presence = "optional: nil when absent"
+			}
+			g.Add(comment(fmt.Sprintf("%s is the %s field (%s, %s).", fp.name, m.LastLevel(), m.Type, presence), m.Description, m.Doc))
+			g.Id(fp.name).Add(fieldType(m))
 		}
 	})
 }
@@ -367,11 +388,17 @@ func emitObjectSender(f *File, ip *ifacePlan) {
 		params = append(params, Id("timestamp").Qual("time", "Time"))
 		ts = Id("timestamp")
 	}
-	f.Add(comment(fmt.Sprintf("Send%s sends every field of v on %s. %s", ip.object.name, m.ObjectPrefix(), delivery(i, m))))
+	f.Add(comment(fmt.Sprintf("Send%s sends v on %s: its required fields and the optional ones that are not nil. %s", ip.object.name, m.ObjectPrefix(), delivery(i, m))))
 	f.Func().Params(Id("s").Id(ip.typeName)).Id("Send" + ip.object.name).Params(params...).Error().BlockFunc(func(g *Group) {
 		g.Id("m").Op(":=").Add(rt("GeneratedMessage")).Call(append([]Code{Id("s").Dot("d"), Id(ip.descVar()), Lit(0)}, ids(ip.object.params)...)...)
 		for _, fp := range ip.object.fields {
-			g.Id("m").Dot("Field").Call(Lit(fp.index)).Dot(accessor(i.Mappings[fp.index].Type)).Call(Id("v").Dot(fp.name))
+			fm := &i.Mappings[fp.index]
+			set := Id("m").Dot("Field").Call(Lit(fp.index)).Dot(accessor(fm.Type))
+			if fm.Required {
+				g.Add(set.Call(Id("v").Dot(fp.name)))
+				continue
+			}
+			g.If(Id("v").Dot(fp.name).Op("!=").Nil()).Block(set.Call(Op("*").Id("v").Dot(fp.name)))
 		}
 		g.Return(Id("m").Dot("Send").Call(Id("ctx"), ts))
 	})
@@ -482,7 +509,7 @@ func emitObjectDispatch(g *Group, ip *ifacePlan) {
 		g.If(List(Id("f"), Id("ok")).Op(":=").Id("in").Dot("Field").Call(Lit(fp.index)), Id("ok")).Block(
 			List(Id("x"), Err()).Op(":=").Id("f").Dot(accessor(m.Type)).Call(),
 			If(Err().Op("!=").Nil()).Block(Return(Err())),
-			Id("v").Dot(fp.name).Op("=").Id("x"),
+			Id("v").Dot(fp.name).Op("=").Add(fieldValue(m, Id("x"))),
 		)
 	}
 	args := append([]Code{Id("ctx")}, paramArgs(len(ip.object.params))...)

@@ -118,7 +118,7 @@ func TestGeneratedDeviceDatastream(t *testing.T) {
 func TestGeneratedDeviceAggregateAndDraft(t *testing.T) {
 	a, d := connect(t)
 	ctx := context.Background()
-	v := testifaces.DeviceAggregateClimate{Temperature: 21.5, Humidity: 40, Co2Ppm: 420, WindowOpen: true, Readings: []float64{1, 2}, SensorName: "k1"}
+	v := testifaces.DeviceAggregateClimate{Temperature: 21.5, Humidity: ptr(40.0), Co2Ppm: ptr[int32](420), WindowOpen: ptr(true), Readings: ptr([]float64{1, 2}), SensorName: ptr("k1")}
 	must(t, testifaces.NewDeviceAggregate(d).SendClimate(ctx, "hq", "kitchen", v, t0))
 	must(t, testifaces.NewDraft(d).SendStatusUptime(ctx, 42))
 	want := []astartetest.Received{
@@ -491,7 +491,7 @@ func TestGeneratedServerAggregateHandler(t *testing.T) {
 	must(t, testifaces.RegisterServerAggregate(d, commandRecorder{ch: ch}))
 	must(t, a.SendDatastream(deviceID, testifaces.ServerAggregateInterface().Name, "/command", map[string]any{
 		"name": "reboot", "args": []string{"now"}, "issued_at": t0, "payload": []byte{9}, "priority": int64(3)}))
-	want := testifaces.ServerAggregateCommand{Name: "reboot", Args: []string{"now"}, IssuedAt: t0, Payload: []byte{9}, Priority: 3}
+	want := testifaces.ServerAggregateCommand{Name: "reboot", Args: ptr([]string{"now"}), IssuedAt: ptr(t0), Payload: ptr([]byte{9}), Priority: ptr[int64](3)}
 	select {
 	case got := <-ch:
 		if diff := cmp.Diff(want, got); diff != "" {
@@ -499,6 +499,48 @@ func TestGeneratedServerAggregateHandler(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("handler not called")
+	}
+}
+
+// ptr returns a pointer to v, for optional object fields.
+func ptr[T any](v T) *T { return &v }
+
+// TestOptionalObjectFieldsRoundTrip: an optional field left nil is absent
+// on the wire, a zero value is sent as zero; from the server, an absent
+// field arrives as nil and a zero one as a pointer to zero.
+func TestOptionalObjectFieldsRoundTrip(t *testing.T) {
+	a, d := connect(t)
+	ctx := context.Background()
+	sender := testifaces.NewDeviceAggregate(d)
+	must(t, sender.SendClimate(ctx, "hq", "a", testifaces.DeviceAggregateClimate{Temperature: 0}, t0))
+	must(t, sender.SendClimate(ctx, "hq", "b", testifaces.DeviceAggregateClimate{Temperature: 0, Humidity: ptr(0.0), Co2Ppm: ptr[int32](0), WindowOpen: ptr(false), Readings: ptr([]float64{}), SensorName: ptr("")}, t0))
+	name := testifaces.DeviceAggregateInterface().Name
+	want := []astartetest.Received{
+		{Interface: name, Path: "/hq/a/climate", Timestamp: t0, QoS: 1, Value: map[string]any{"temperature": 0.0}},
+		{Interface: name, Path: "/hq/b/climate", Timestamp: t0, QoS: 1, Value: map[string]any{
+			"temperature": 0.0, "humidity": 0.0, "co2_ppm": int32(0), "window_open": false, "readings": []float64{}, "sensor_name": ""}},
+	}
+	if diff := cmp.Diff(want, a.WaitReceived(t, deviceID, 2), byPath); diff != "" {
+		t.Errorf("received (-want +got):\n%s", diff)
+	}
+
+	ch := make(chan testifaces.ServerAggregateCommand, 2)
+	must(t, testifaces.RegisterServerAggregate(d, commandRecorder{ch: ch}))
+	cmd := testifaces.ServerAggregateInterface().Name
+	must(t, a.SendDatastream(deviceID, cmd, "/command", map[string]any{"name": "absent"}))
+	must(t, a.SendDatastream(deviceID, cmd, "/command", map[string]any{"name": "zero", "args": []string{}, "payload": []byte{}, "priority": int64(0)}))
+	for _, want := range []testifaces.ServerAggregateCommand{
+		{Name: "absent"},
+		{Name: "zero", Args: ptr([]string{}), Payload: ptr([]byte{}), Priority: ptr[int64](0)},
+	} {
+		select {
+		case got := <-ch:
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("handler not called")
+		}
 	}
 }
 

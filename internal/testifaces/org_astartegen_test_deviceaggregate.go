@@ -92,22 +92,22 @@ func DeviceAggregateInterface() *model.Interface {
 	return deviceAggregateInterface.Clone()
 }
 
-// DeviceAggregateClimate is one object of org.astartegen.test.DeviceAggregate, sent as a whole on /%{building}/%{room}/climate.
+// DeviceAggregateClimate is one object of org.astartegen.test.DeviceAggregate, sent as a whole on /%{building}/%{room}/climate. Required fields are plain values; the others are pointers, nil when the field is absent (a sender leaves it out, a handler did not receive it).
 type DeviceAggregateClimate struct {
-	// Temperature is the temperature field (double).
+	// Temperature is the temperature field (double, required).
 	//
 	// Degrees Celsius.
 	Temperature float64
-	// Humidity is the humidity field (double).
-	Humidity float64
-	// Co2Ppm is the co2_ppm field (integer).
-	Co2Ppm int32
-	// WindowOpen is the window_open field (boolean).
-	WindowOpen bool
-	// Readings is the readings field (doublearray).
-	Readings []float64
-	// SensorName is the sensor_name field (string).
-	SensorName string
+	// Humidity is the humidity field (double, optional: nil when absent).
+	Humidity *float64
+	// Co2Ppm is the co2_ppm field (integer, optional: nil when absent).
+	Co2Ppm *int32
+	// WindowOpen is the window_open field (boolean, optional: nil when absent).
+	WindowOpen *bool
+	// Readings is the readings field (doublearray, optional: nil when absent).
+	Readings *[]float64
+	// SensorName is the sensor_name field (string, optional: nil when absent).
+	SensorName *string
 }
 
 // DeviceAggregate sends on org.astartegen.test.DeviceAggregate v2.0 (device-owned datastream).
@@ -122,14 +122,24 @@ func NewDeviceAggregate(d *runtime.Device) DeviceAggregate {
 	return DeviceAggregate{d: d}
 }
 
-// SendClimate sends every field of v on /%{building}/%{room}/climate. Delivery: guaranteed (QoS 1), retention stored, expires after 24h0m0s, explicit timestamp.
+// SendClimate sends v on /%{building}/%{room}/climate: its required fields and the optional ones that are not nil. Delivery: guaranteed (QoS 1), retention stored, expires after 24h0m0s, explicit timestamp.
 func (s DeviceAggregate) SendClimate(ctx context.Context, building string, room string, v DeviceAggregateClimate, timestamp time.Time) error {
 	m := runtime.GeneratedMessage(s.d, deviceAggregateInterface, 0, building, room)
 	m.Field(0).Double(v.Temperature)
-	m.Field(1).Double(v.Humidity)
-	m.Field(2).Integer(v.Co2Ppm)
-	m.Field(3).Boolean(v.WindowOpen)
-	m.Field(4).DoubleArray(v.Readings)
-	m.Field(5).String(v.SensorName)
+	if v.Humidity != nil {
+		m.Field(1).Double(*v.Humidity)
+	}
+	if v.Co2Ppm != nil {
+		m.Field(2).Integer(*v.Co2Ppm)
+	}
+	if v.WindowOpen != nil {
+		m.Field(3).Boolean(*v.WindowOpen)
+	}
+	if v.Readings != nil {
+		m.Field(4).DoubleArray(*v.Readings)
+	}
+	if v.SensorName != nil {
+		m.Field(5).String(*v.SensorName)
+	}
 	return m.Send(ctx, timestamp)
 }

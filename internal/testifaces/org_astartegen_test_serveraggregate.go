@@ -26,6 +26,7 @@ var serverAggregateInterface = &model.Interface{
 			Endpoint:    "/command/name",
 			Type:        model.String,
 			Reliability: model.Unique,
+			Required:    true,
 		},
 		{
 			Endpoint:    "/command/args",
@@ -55,18 +56,18 @@ func ServerAggregateInterface() *model.Interface {
 	return serverAggregateInterface.Clone()
 }
 
-// ServerAggregateCommand is one object of org.astartegen.test.ServerAggregate, sent as a whole on /command.
+// ServerAggregateCommand is one object of org.astartegen.test.ServerAggregate, sent as a whole on /command. Required fields are plain values; the others are pointers, nil when the field is absent (a sender leaves it out, a handler did not receive it).
 type ServerAggregateCommand struct {
-	// Name is the name field (string).
+	// Name is the name field (string, required).
 	Name string
-	// Args is the args field (stringarray).
-	Args []string
-	// IssuedAt is the issued_at field (datetime).
-	IssuedAt time.Time
-	// Payload is the payload field (binaryblob).
-	Payload []byte
-	// Priority is the priority field (longinteger).
-	Priority int64
+	// Args is the args field (stringarray, optional: nil when absent).
+	Args *[]string
+	// IssuedAt is the issued_at field (datetime, optional: nil when absent).
+	IssuedAt *time.Time
+	// Payload is the payload field (binaryblob, optional: nil when absent).
+	Payload *[]byte
+	// Priority is the priority field (longinteger, optional: nil when absent).
+	Priority *int64
 }
 
 // ServerAggregateHandler handles what the server sends on org.astartegen.test.ServerAggregate v1.0 (server-owned datastream). Embed UnimplementedServerAggregateHandler to stay compatible with later minor versions.
@@ -101,28 +102,28 @@ func RegisterServerAggregate(d *runtime.Device, h ServerAggregateHandler) error 
 			if err != nil {
 				return err
 			}
-			v.Args = x
+			v.Args = &x
 		}
 		if f, ok := in.Field(2); ok {
 			x, err := f.DateTime()
 			if err != nil {
 				return err
 			}
-			v.IssuedAt = x
+			v.IssuedAt = &x
 		}
 		if f, ok := in.Field(3); ok {
 			x, err := f.BinaryBlob()
 			if err != nil {
 				return err
 			}
-			v.Payload = x
+			v.Payload = &x
 		}
 		if f, ok := in.Field(4); ok {
 			x, err := f.LongInteger()
 			if err != nil {
 				return err
 			}
-			v.Priority = x
+			v.Priority = &x
 		}
 		return h.Command(ctx, v)
 	})
