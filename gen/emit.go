@@ -149,6 +149,9 @@ func emitInterface(f *File, ip *ifacePlan) {
 	if ip.properties() {
 		for _, m := range ip.mappings {
 			emitGetter(f, ip, m)
+			if len(m.params) > 0 {
+				emitLister(f, ip, m)
+			}
 		}
 	}
 }
@@ -359,6 +362,43 @@ func emitGetter(f *File, ip *ifacePlan, mp mappingPlan) {
 		),
 		List(Id("x"), Err()).Op(":=").Id("v").Dot(accessor(m.Type)).Call(),
 		Return(Id("x"), Err().Op("==").Nil(), Err()),
+	)
+}
+
+// emitLister emits All<M>() returning every set instance of a parametric
+// property keyed by its parameter (one) or a <Type><M>Key struct (several).
+func emitLister(f *File, ip *ifacePlan, mp mappingPlan) {
+	m := &ip.Interface.Mappings[mp.index]
+	key := String()
+	if len(mp.params) > 1 {
+		keyName := ip.keyName(mp)
+		f.Comment(fmt.Sprintf("%s identifies one instance of %s by its parameters.", keyName, m.Endpoint))
+		f.Type().Id(keyName).StructFunc(func(g *Group) {
+			for _, name := range mp.keyFields {
+				g.Id(name).String()
+			}
+		})
+		key = Id(keyName)
+	}
+	var k Code = Id("p").Dot("Params").Index(Lit(0))
+	if len(mp.params) > 1 {
+		k = Id(ip.keyName(mp)).ValuesFunc(func(g *Group) {
+			for n, name := range mp.keyFields {
+				g.Id(name).Op(":").Id("p").Dot("Params").Index(Lit(n))
+			}
+		})
+	}
+	f.Comment(fmt.Sprintf("All%s returns every set instance of %s, keyed by its parameters.", mp.name, m.Endpoint))
+	f.Func().Params(Id("s").Id(ip.typeName)).Id("All"+mp.name).Params().Params(Map(key).Add(goType(m.Type)), Error()).Block(
+		List(Id("ps"), Err()).Op(":=").Add(rt("GeneratedProperties")).Call(Id("s").Dot("d"), Id(ip.descVar()), Lit(mp.index)),
+		If(Err().Op("!=").Nil()).Block(Return(Nil(), Err())),
+		Id("out").Op(":=").Make(Map(key).Add(goType(m.Type)), Len(Id("ps"))),
+		For(List(Id("_"), Id("p")).Op(":=").Range().Id("ps")).Block(
+			List(Id("x"), Err()).Op(":=").Id("p").Dot("Value").Dot(accessor(m.Type)).Call(),
+			If(Err().Op("!=").Nil()).Block(Return(Nil(), Err())),
+			Id("out").Index(k).Op("=").Id("x"),
+		),
+		Return(Id("out"), Nil()),
 	)
 }
 

@@ -77,9 +77,10 @@ type ifacePlan struct {
 }
 
 type mappingPlan struct {
-	index  int
-	name   string   // base method name, e.g. "Temperature"
-	params []string // Go argument names, in endpoint order
+	index     int
+	name      string   // base method name, e.g. "Temperature"
+	params    []string // Go argument names, in endpoint order
+	keyFields []string // fields of the All<name> key struct, in endpoint order
 }
 
 type objectPlan struct {
@@ -213,6 +214,27 @@ func paramNames(levels []model.Level) []string {
 	return names
 }
 
+// keyFields returns the exported field names of an endpoint's parameters,
+// numbered in endpoint order when two would be equal.
+func keyFields(levels []model.Level) []string {
+	var names []string
+	for _, l := range levels {
+		if !l.Param {
+			continue
+		}
+		name := exported(l.Name)
+		for n := 2; slices.Contains(names, name); n++ {
+			name = exported(l.Name) + strconv.Itoa(n)
+		}
+		names = append(names, name)
+	}
+	return names
+}
+
+// keyName is the key struct of All<M> for a mapping with several
+// parameters.
+func (ip *ifacePlan) keyName(mp mappingPlan) string { return ip.typeName + mp.name + "Key" }
+
 // nameMembers names the methods (or the object struct and its fields) of
 // one interface. A name comes from its endpoint alone, never from the order
 // or the presence of other mappings, so that a minor version adding
@@ -233,7 +255,7 @@ func (ip *ifacePlan) nameMembers() error {
 	}
 	for i := range ms {
 		levels := ms[i].Levels()
-		ip.mappings = append(ip.mappings, mappingPlan{index: i, name: endpointName(levels), params: paramNames(levels)})
+		ip.mappings = append(ip.mappings, mappingPlan{index: i, name: endpointName(levels), params: paramNames(levels), keyFields: keyFields(levels)})
 	}
 	return distinct(len(ip.mappings), func(i int) string { return ip.mappings[i].name }, func(i int) string { return ms[ip.mappings[i].index].Endpoint }, "endpoints")
 }
@@ -257,12 +279,18 @@ func distinct(n int, name, source func(int) string, what string) error {
 func (ip *ifacePlan) methodNames(mp mappingPlan) []string {
 	name := mp.name
 	switch {
-	case ip.properties() && ip.device() && ip.Interface.Mappings[mp.index].AllowUnset:
-		return []string{"Get" + name, "Set" + name, "Unset" + name}
-	case ip.properties() && ip.device():
-		return []string{"Get" + name, "Set" + name}
 	case ip.properties():
-		return []string{"Get" + name}
+		names := []string{"Get" + name}
+		if ip.device() {
+			names = append(names, "Set"+name)
+		}
+		if ip.device() && ip.Interface.Mappings[mp.index].AllowUnset {
+			names = append(names, "Unset"+name)
+		}
+		if len(mp.params) > 0 {
+			names = append(names, "All"+name)
+		}
+		return names
 	case ip.device():
 		return []string{"Send" + name}
 	}
@@ -281,6 +309,11 @@ func (ip *ifacePlan) packageNames() []string {
 	}
 	if ip.object != nil {
 		names = append(names, ip.structName())
+	}
+	for _, mp := range ip.mappings {
+		if ip.properties() && len(mp.params) > 1 {
+			names = append(names, ip.keyName(mp))
+		}
 	}
 	return names
 }

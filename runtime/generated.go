@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
@@ -46,4 +47,17 @@ func GeneratedUnset(ctx context.Context, d *Device, iface *model.Interface, mapp
 // index mapping and whether it is set; for generated code only.
 func GeneratedProperty(d *Device, iface *model.Interface, mapping int, params ...string) (Value, bool, error) {
 	return d.property(iface, mapping, params...)
+}
+
+// GeneratedProperties lists the set properties of mapping index mapping
+// (see Device.Properties); for generated code only.
+func GeneratedProperties(d *Device, iface *model.Interface, mapping int) ([]Property, error) {
+	info, err := d.lookup(iface)
+	if err != nil {
+		return nil, err
+	}
+	if mapping < 0 || mapping >= len(info.Mappings) {
+		return nil, fmt.Errorf("%w: %s has no mapping %d", model.ErrMappingNotFound, info.Name, mapping)
+	}
+	return d.properties(info, mapping)
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"github.com/astarte-gen/astarte-gen/internal/wire"
 	"github.com/astarte-gen/astarte-gen/runtime/model"
 
@@ -164,4 +166,62 @@ func (d *Device) readProperty(info *ifaceInfo, m model.Match, path string) (Valu
 		return Value{}, false, fmt.Errorf("stored property %s%s: %w", info.Name, path, err)
 	}
 	return Value{dec.Value}, true, nil
+}
+
+// Property is one stored property: its path, the mapping it matches (an
+// index in the interface's mappings) with the values of the path
+// parameters, and its value.
+type Property struct {
+	Path    string
+	Mapping int
+	Params  []string
+	Value   Value
+}
+
+// Properties lists every property of the interface named interfaceName
+// that is set, sorted by path: for a device-owned interface what the
+// device set and did not unset, for a server-owned one what the server set
+// and did not unset or purge. It reads the store, so it works offline and
+// across restarts.
+func (d *Device) Properties(interfaceName string) ([]Property, error) {
+	info, ok := d.byName[interfaceName]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownInterface, interfaceName)
+	}
+	return d.properties(info, -1)
+}
+
+// properties lists the set properties of info, of mapping index mapping
+// only when mapping >= 0.
+func (d *Device) properties(info *ifaceInfo, mapping int) ([]Property, error) {
+	if d.isClosed() {
+		return nil, ErrClosed
+	}
+	if info.Type != model.Properties {
+		return nil, fmt.Errorf("%w: %s is a datastream", model.ErrMappingNotFound, info.Name)
+	}
+	stored, err := d.store.Properties(context.Background(), info.Name)
+	if err != nil {
+		return nil, d.storeErr(err)
+	}
+	var out []Property
+	for _, p := range stored {
+		if p.Major != info.Major || p.Value == nil {
+			continue // another major's leftover, or an unset not yet sent
+		}
+		m, err := info.Match(p.Path)
+		if err != nil {
+			return nil, fmt.Errorf("stored property %s%s: %w", info.Name, p.Path, err)
+		}
+		if mapping >= 0 && m.Index != mapping {
+			continue
+		}
+		dec, err := wire.Decode(info.Interface, m, p.Value)
+		if err != nil {
+			return nil, fmt.Errorf("stored property %s%s: %w", info.Name, p.Path, err)
+		}
+		out = append(out, Property{Path: p.Path, Mapping: m.Index, Params: m.Params, Value: Value{dec.Value}})
+	}
+	slices.SortFunc(out, func(a, b Property) int { return strings.Compare(a.Path, b.Path) })
+	return out, nil
 }

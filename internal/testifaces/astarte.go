@@ -24,5 +24,6 @@ func Interfaces() []*model.Interface {
 		serverAggregateInterface.Clone(),
 		serverDatastreamInterface.Clone(),
 		serverPropertiesInterface.Clone(),
+		thresholdsInterface.Clone(),
 	}
 }

@@ -5,6 +5,7 @@ package testifaces_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -303,6 +304,16 @@ func (r streamRecorder) Datetimearray(_ context.Context, channel string, v []tim
 }
 
 type propsRecorder struct{ ch chan value }
+
+func (r propsRecorder) SetLedsTarget(_ context.Context, led string, v float64) error {
+	r.ch <- value{"SetLedsTarget", led, v}
+	return nil
+}
+
+func (r propsRecorder) UnsetLedsTarget(_ context.Context, led string) error {
+	r.ch <- value{"UnsetLedsTarget", led, nil}
+	return nil
+}
 
 func (r propsRecorder) SetSettingsDouble(_ context.Context, v float64) error {
 	r.ch <- value{"SetDouble", "", v}
@@ -696,4 +707,70 @@ func TestGeneratedServerPropertiesHandlerAndGetters(t *testing.T) {
 	if _, ok, _ := p.GetSettingsDatetimearray(); ok {
 		t.Errorf("SettingsDatetimearray still cached after unset")
 	}
+}
+
+// TestPropertyListing: the All accessors return exactly the set instances
+// of a parametric property after sets, unsets and a restart of the device
+// on the same store; one parameter keys by string, several by a struct.
+func TestPropertyListing(t *testing.T) {
+	a := astartetest.New(t, testifaces.Interfaces()...)
+	cfg, err := a.DeviceConfig(deviceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.StoreDir = t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d, err := runtime.New(cfg, testifaces.Interfaces()...)
+	must(t, err)
+	must(t, d.Connect(ctx))
+	ch := make(chan value, 8)
+	must(t, testifaces.RegisterServerProperties(d, propsRecorder{ch}))
+
+	th, dp := testifaces.NewThresholds(d), testifaces.NewDeviceProperties(d)
+	must(t, th.SetSensorsThreshold(ctx, "s1", 10))
+	must(t, th.SetSensorsThreshold(ctx, "s2", 0))
+	must(t, th.SetSensorsThreshold(ctx, "s3", 30))
+	must(t, th.UnsetSensorsThreshold(ctx, "s2"))
+	must(t, th.SetSensorsThreshold(ctx, "s1", 11))
+	must(t, dp.SetDouble(ctx, "g1", "a", 1.5))
+	must(t, dp.SetDouble(ctx, "g2", "a", 2.5))
+	must(t, dp.UnsetDouble(ctx, "g1", "a"))
+	leds := testifaces.ServerPropertiesInterface().Name
+	must(t, a.SetProperty(deviceID, leds, "/leds/l1/target", 0.5))
+	must(t, a.SetProperty(deviceID, leds, "/leds/l2/target", 0.25))
+	must(t, a.UnsetProperty(deviceID, leds, "/leds/l1/target"))
+	for range 3 {
+		next(t, ch)
+	}
+	check := func(when string, d *runtime.Device) {
+		t.Helper()
+		thresholds, err := testifaces.NewThresholds(d).AllSensorsThreshold()
+		if diff := cmp.Diff(map[string]int32{"s1": 11, "s3": 30}, thresholds); err != nil || diff != "" {
+			t.Errorf("%s: AllSensorsThreshold: %v (-want +got):\n%s", when, err, diff)
+		}
+		doubles, err := testifaces.NewDeviceProperties(d).AllDouble()
+		if diff := cmp.Diff(map[testifaces.DevicePropertiesDoubleKey]float64{{Group: "g2", Item: "a"}: 2.5}, doubles); err != nil || diff != "" {
+			t.Errorf("%s: AllDouble: %v (-want +got):\n%s", when, err, diff)
+		}
+		targets, err := testifaces.NewServerProperties(d).AllLedsTarget()
+		if diff := cmp.Diff(map[string]float64{"l2": 0.25}, targets); err != nil || diff != "" {
+			t.Errorf("%s: AllLedsTarget: %v (-want +got):\n%s", when, err, diff)
+		}
+		all, err := d.Properties(testifaces.ThresholdsInterface().Name)
+		var paths []string
+		for _, p := range all {
+			v, _ := p.Value.Integer()
+			paths = append(paths, fmt.Sprintf("%s %v %d", p.Path, p.Params, v))
+		}
+		if diff := cmp.Diff([]string{"/sensors/s1/threshold [s1] 11", "/sensors/s3/threshold [s3] 30"}, paths); err != nil || diff != "" {
+			t.Errorf("%s: Device.Properties: %v (-want +got):\n%s", when, err, diff)
+		}
+	}
+	check("connected", d)
+	must(t, d.Close(ctx))
+	d2, err := runtime.New(cfg, testifaces.Interfaces()...)
+	must(t, err)
+	defer d2.Close(context.Background())
+	check("after a restart", d2)
 }

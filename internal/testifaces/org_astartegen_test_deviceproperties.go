@@ -248,6 +248,29 @@ func (s DeviceProperties) GetDouble(group string, item string) (float64, bool, e
 	return x, err == nil, err
 }
 
+// DevicePropertiesDoubleKey identifies one instance of /%{group}/%{item}/double by its parameters.
+type DevicePropertiesDoubleKey struct {
+	Group string
+	Item  string
+}
+
+// AllDouble returns every set instance of /%{group}/%{item}/double, keyed by its parameters.
+func (s DeviceProperties) AllDouble() (map[DevicePropertiesDoubleKey]float64, error) {
+	ps, err := runtime.GeneratedProperties(s.d, devicePropertiesInterface, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[DevicePropertiesDoubleKey]float64, len(ps))
+	for _, p := range ps {
+		x, err := p.Value.Double()
+		if err != nil {
+			return nil, err
+		}
+		out[DevicePropertiesDoubleKey{Group: p.Params[0], Item: p.Params[1]}] = x
+	}
+	return out, nil
+}
+
 // GetInteger returns the stored value of /%{group}/%{item}/integer and whether it is set.
 func (s DeviceProperties) GetInteger(group string, item string) (int32, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 1, group, item)
@@ -257,6 +280,29 @@ func (s DeviceProperties) GetInteger(group string, item string) (int32, bool, er
 	}
 	x, err := v.Integer()
 	return x, err == nil, err
+}
+
+// DevicePropertiesIntegerKey identifies one instance of /%{group}/%{item}/integer by its parameters.
+type DevicePropertiesIntegerKey struct {
+	Group string
+	Item  string
+}
+
+// AllInteger returns every set instance of /%{group}/%{item}/integer, keyed by its parameters.
+func (s DeviceProperties) AllInteger() (map[DevicePropertiesIntegerKey]int32, error) {
+	ps, err := runtime.GeneratedProperties(s.d, devicePropertiesInterface, 1)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[DevicePropertiesIntegerKey]int32, len(ps))
+	for _, p := range ps {
+		x, err := p.Value.Integer()
+		if err != nil {
+			return nil, err
+		}
+		out[DevicePropertiesIntegerKey{Group: p.Params[0], Item: p.Params[1]}] = x
+	}
+	return out, nil
 }
 
 // GetBoolean returns the stored value of /%{group}/%{item}/boolean and whether it is set.
@@ -270,6 +316,29 @@ func (s DeviceProperties) GetBoolean(group string, item string) (bool, bool, err
 	return x, err == nil, err
 }
 
+// DevicePropertiesBooleanKey identifies one instance of /%{group}/%{item}/boolean by its parameters.
+type DevicePropertiesBooleanKey struct {
+	Group string
+	Item  string
+}
+
+// AllBoolean returns every set instance of /%{group}/%{item}/boolean, keyed by its parameters.
+func (s DeviceProperties) AllBoolean() (map[DevicePropertiesBooleanKey]bool, error) {
+	ps, err := runtime.GeneratedProperties(s.d, devicePropertiesInterface, 2)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[DevicePropertiesBooleanKey]bool, len(ps))
+	for _, p := range ps {
+		x, err := p.Value.Boolean()
+		if err != nil {
+			return nil, err
+		}
+		out[DevicePropertiesBooleanKey{Group: p.Params[0], Item: p.Params[1]}] = x
+	}
+	return out, nil
+}
+
 // GetLonginteger returns the stored value of /%{group}/%{item}/longinteger and whether it is set.
 func (s DeviceProperties) GetLonginteger(group string, item string) (int64, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 3, group, item)
@@ -279,6 +348,29 @@ func (s DeviceProperties) GetLonginteger(group string, item string) (int64, bool
 	}
 	x, err := v.LongInteger()
 	return x, err == nil, err
+}
+
+// DevicePropertiesLongintegerKey identifies one instance of /%{group}/%{item}/longinteger by its parameters.
+type DevicePropertiesLongintegerKey struct {
+	Group string
+	Item  string
+}
+
+// AllLonginteger returns every set instance of /%{group}/%{item}/longinteger, keyed by its parameters.
+func (s DeviceProperties) AllLonginteger() (map[DevicePropertiesLongintegerKey]int64, error) {
+	ps, err := runtime.GeneratedProperties(s.d, devicePropertiesInterface, 3)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[DevicePropertiesLongintegerKey]int64, len(ps))
+	for _, p := range ps {
+		x, err := p.Value.LongInteger()
+		if err != nil {
+			return nil, err
+		}
+		out[DevicePropertiesLongintegerKey{Group: p.Params[0], Item: p.Params[1]}] = x
+	}
+	return out, nil
 }
 
 // GetString returns the stored value of /%{group}/%{item}/string and whether it is set.
@@ -292,6 +384,29 @@ func (s DeviceProperties) GetString(group string, item string) (string, bool, er
 	return x, err == nil, err
 }
 
+// DevicePropertiesStringKey identifies one instance of /%{group}/%{item}/string by its parameters.
+type DevicePropertiesStringKey struct {
+	Group string
+	Item  string
+}
+
+// AllString returns every set instance of /%{group}/%{item}/string, keyed by its parameters.
+func (s DeviceProperties) AllString() (map[DevicePropertiesStringKey]string, error) {
+	ps, err := runtime.GeneratedProperties(s.d, devicePropertiesInterface, 4)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[DevicePropertiesStringKey]string, len(ps))
+	for _, p := range ps {
+		x, err := p.Value.String()
+		if err != nil {
+			return nil, err
+		}
+		out[DevicePropertiesStringKey{Group: p.Params[0], Item: p.Params[1]}] = x
+	}
+	return out, nil
+}
+
 // GetBinaryblob returns the stored value of /%{group}/%{item}/binaryblob and whether it is set.
 func (s DeviceProperties) GetBinaryblob(group string, item string) ([]byte, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 5, group, item)
@@ -301,6 +416,29 @@ func (s DeviceProperties) GetBinaryblob(group string, item string) ([]byte, bool
 	}
 	x, err := v.BinaryBlob()
 	return x, err == nil, err
+}
+
+// DevicePropertiesBinaryblobKey identifies one instance of /%{group}/%{item}/binaryblob by its parameters.
+type DevicePropertiesBinaryblobKey struct {
+	Group string
+	Item  string
+}
+
+// AllBinaryblob returns every set instance of /%{group}/%{item}/binaryblob, keyed by its parameters.
+func (s DeviceProperties) AllBinaryblob() (map[DevicePropertiesBinaryblobKey][]byte, error) {
+	ps, err := runtime.GeneratedProperties(s.d, devicePropertiesInterface, 5)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[DevicePropertiesBinaryblobKey][]byte, len(ps))
+	for _, p := range ps {
+		x, err := p.Value.BinaryBlob()
+		if err != nil {
+			return nil, err
+		}
+		out[DevicePropertiesBinaryblobKey{Group: p.Params[0], Item: p.Params[1]}] = x
+	}
+	return out, nil
 }
 
 // GetDatetime returns the stored value of /%{group}/%{item}/datetime and whether it is set.
@@ -314,6 +452,29 @@ func (s DeviceProperties) GetDatetime(group string, item string) (time.Time, boo
 	return x, err == nil, err
 }
 
+// DevicePropertiesDatetimeKey identifies one instance of /%{group}/%{item}/datetime by its parameters.
+type DevicePropertiesDatetimeKey struct {
+	Group string
+	Item  string
+}
+
+// AllDatetime returns every set instance of /%{group}/%{item}/datetime, keyed by its parameters.
+func (s DeviceProperties) AllDatetime() (map[DevicePropertiesDatetimeKey]time.Time, error) {
+	ps, err := runtime.GeneratedProperties(s.d, devicePropertiesInterface, 6)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[DevicePropertiesDatetimeKey]time.Time, len(ps))
+	for _, p := range ps {
+		x, err := p.Value.DateTime()
+		if err != nil {
+			return nil, err
+		}
+		out[DevicePropertiesDatetimeKey{Group: p.Params[0], Item: p.Params[1]}] = x
+	}
+	return out, nil
+}
+
 // GetDoublearray returns the stored value of /%{group}/%{item}/doublearray and whether it is set.
 func (s DeviceProperties) GetDoublearray(group string, item string) ([]float64, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 7, group, item)
@@ -323,6 +484,29 @@ func (s DeviceProperties) GetDoublearray(group string, item string) ([]float64, 
 	}
 	x, err := v.DoubleArray()
 	return x, err == nil, err
+}
+
+// DevicePropertiesDoublearrayKey identifies one instance of /%{group}/%{item}/doublearray by its parameters.
+type DevicePropertiesDoublearrayKey struct {
+	Group string
+	Item  string
+}
+
+// AllDoublearray returns every set instance of /%{group}/%{item}/doublearray, keyed by its parameters.
+func (s DeviceProperties) AllDoublearray() (map[DevicePropertiesDoublearrayKey][]float64, error) {
+	ps, err := runtime.GeneratedProperties(s.d, devicePropertiesInterface, 7)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[DevicePropertiesDoublearrayKey][]float64, len(ps))
+	for _, p := range ps {
+		x, err := p.Value.DoubleArray()
+		if err != nil {
+			return nil, err
+		}
+		out[DevicePropertiesDoublearrayKey{Group: p.Params[0], Item: p.Params[1]}] = x
+	}
+	return out, nil
 }
 
 // GetIntegerarray returns the stored value of /%{group}/%{item}/integerarray and whether it is set.
@@ -336,6 +520,29 @@ func (s DeviceProperties) GetIntegerarray(group string, item string) ([]int32, b
 	return x, err == nil, err
 }
 
+// DevicePropertiesIntegerarrayKey identifies one instance of /%{group}/%{item}/integerarray by its parameters.
+type DevicePropertiesIntegerarrayKey struct {
+	Group string
+	Item  string
+}
+
+// AllIntegerarray returns every set instance of /%{group}/%{item}/integerarray, keyed by its parameters.
+func (s DeviceProperties) AllIntegerarray() (map[DevicePropertiesIntegerarrayKey][]int32, error) {
+	ps, err := runtime.GeneratedProperties(s.d, devicePropertiesInterface, 8)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[DevicePropertiesIntegerarrayKey][]int32, len(ps))
+	for _, p := range ps {
+		x, err := p.Value.IntegerArray()
+		if err != nil {
+			return nil, err
+		}
+		out[DevicePropertiesIntegerarrayKey{Group: p.Params[0], Item: p.Params[1]}] = x
+	}
+	return out, nil
+}
+
 // GetBooleanarray returns the stored value of /%{group}/%{item}/booleanarray and whether it is set.
 func (s DeviceProperties) GetBooleanarray(group string, item string) ([]bool, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 9, group, item)
@@ -345,6 +552,29 @@ func (s DeviceProperties) GetBooleanarray(group string, item string) ([]bool, bo
 	}
 	x, err := v.BooleanArray()
 	return x, err == nil, err
+}
+
+// DevicePropertiesBooleanarrayKey identifies one instance of /%{group}/%{item}/booleanarray by its parameters.
+type DevicePropertiesBooleanarrayKey struct {
+	Group string
+	Item  string
+}
+
+// AllBooleanarray returns every set instance of /%{group}/%{item}/booleanarray, keyed by its parameters.
+func (s DeviceProperties) AllBooleanarray() (map[DevicePropertiesBooleanarrayKey][]bool, error) {
+	ps, err := runtime.GeneratedProperties(s.d, devicePropertiesInterface, 9)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[DevicePropertiesBooleanarrayKey][]bool, len(ps))
+	for _, p := range ps {
+		x, err := p.Value.BooleanArray()
+		if err != nil {
+			return nil, err
+		}
+		out[DevicePropertiesBooleanarrayKey{Group: p.Params[0], Item: p.Params[1]}] = x
+	}
+	return out, nil
 }
 
 // GetLongintegerarray returns the stored value of /%{group}/%{item}/longintegerarray and whether it is set.
@@ -358,6 +588,29 @@ func (s DeviceProperties) GetLongintegerarray(group string, item string) ([]int6
 	return x, err == nil, err
 }
 
+// DevicePropertiesLongintegerarrayKey identifies one instance of /%{group}/%{item}/longintegerarray by its parameters.
+type DevicePropertiesLongintegerarrayKey struct {
+	Group string
+	Item  string
+}
+
+// AllLongintegerarray returns every set instance of /%{group}/%{item}/longintegerarray, keyed by its parameters.
+func (s DeviceProperties) AllLongintegerarray() (map[DevicePropertiesLongintegerarrayKey][]int64, error) {
+	ps, err := runtime.GeneratedProperties(s.d, devicePropertiesInterface, 10)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[DevicePropertiesLongintegerarrayKey][]int64, len(ps))
+	for _, p := range ps {
+		x, err := p.Value.LongIntegerArray()
+		if err != nil {
+			return nil, err
+		}
+		out[DevicePropertiesLongintegerarrayKey{Group: p.Params[0], Item: p.Params[1]}] = x
+	}
+	return out, nil
+}
+
 // GetStringarray returns the stored value of /%{group}/%{item}/stringarray and whether it is set.
 func (s DeviceProperties) GetStringarray(group string, item string) ([]string, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 11, group, item)
@@ -367,6 +620,29 @@ func (s DeviceProperties) GetStringarray(group string, item string) ([]string, b
 	}
 	x, err := v.StringArray()
 	return x, err == nil, err
+}
+
+// DevicePropertiesStringarrayKey identifies one instance of /%{group}/%{item}/stringarray by its parameters.
+type DevicePropertiesStringarrayKey struct {
+	Group string
+	Item  string
+}
+
+// AllStringarray returns every set instance of /%{group}/%{item}/stringarray, keyed by its parameters.
+func (s DeviceProperties) AllStringarray() (map[DevicePropertiesStringarrayKey][]string, error) {
+	ps, err := runtime.GeneratedProperties(s.d, devicePropertiesInterface, 11)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[DevicePropertiesStringarrayKey][]string, len(ps))
+	for _, p := range ps {
+		x, err := p.Value.StringArray()
+		if err != nil {
+			return nil, err
+		}
+		out[DevicePropertiesStringarrayKey{Group: p.Params[0], Item: p.Params[1]}] = x
+	}
+	return out, nil
 }
 
 // GetBinaryblobarray returns the stored value of /%{group}/%{item}/binaryblobarray and whether it is set.
@@ -380,6 +656,29 @@ func (s DeviceProperties) GetBinaryblobarray(group string, item string) ([][]byt
 	return x, err == nil, err
 }
 
+// DevicePropertiesBinaryblobarrayKey identifies one instance of /%{group}/%{item}/binaryblobarray by its parameters.
+type DevicePropertiesBinaryblobarrayKey struct {
+	Group string
+	Item  string
+}
+
+// AllBinaryblobarray returns every set instance of /%{group}/%{item}/binaryblobarray, keyed by its parameters.
+func (s DeviceProperties) AllBinaryblobarray() (map[DevicePropertiesBinaryblobarrayKey][][]byte, error) {
+	ps, err := runtime.GeneratedProperties(s.d, devicePropertiesInterface, 12)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[DevicePropertiesBinaryblobarrayKey][][]byte, len(ps))
+	for _, p := range ps {
+		x, err := p.Value.BinaryBlobArray()
+		if err != nil {
+			return nil, err
+		}
+		out[DevicePropertiesBinaryblobarrayKey{Group: p.Params[0], Item: p.Params[1]}] = x
+	}
+	return out, nil
+}
+
 // GetDatetimearray returns the stored value of /%{group}/%{item}/datetimearray and whether it is set.
 func (s DeviceProperties) GetDatetimearray(group string, item string) ([]time.Time, bool, error) {
 	v, ok, err := runtime.GeneratedProperty(s.d, devicePropertiesInterface, 13, group, item)
@@ -389,4 +688,27 @@ func (s DeviceProperties) GetDatetimearray(group string, item string) ([]time.Ti
 	}
 	x, err := v.DateTimeArray()
 	return x, err == nil, err
+}
+
+// DevicePropertiesDatetimearrayKey identifies one instance of /%{group}/%{item}/datetimearray by its parameters.
+type DevicePropertiesDatetimearrayKey struct {
+	Group string
+	Item  string
+}
+
+// AllDatetimearray returns every set instance of /%{group}/%{item}/datetimearray, keyed by its parameters.
+func (s DeviceProperties) AllDatetimearray() (map[DevicePropertiesDatetimearrayKey][]time.Time, error) {
+	ps, err := runtime.GeneratedProperties(s.d, devicePropertiesInterface, 13)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[DevicePropertiesDatetimearrayKey][]time.Time, len(ps))
+	for _, p := range ps {
+		x, err := p.Value.DateTimeArray()
+		if err != nil {
+			return nil, err
+		}
+		out[DevicePropertiesDatetimearrayKey{Group: p.Params[0], Item: p.Params[1]}] = x
+	}
+	return out, nil
 }

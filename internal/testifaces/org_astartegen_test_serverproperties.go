@@ -99,6 +99,12 @@ var serverPropertiesInterface = &model.Interface{
 			AllowUnset:  true,
 			Description: "Desired datetimearray setting.",
 		},
+		{
+			Endpoint:   "/leds/%{led}/target",
+			Type:       model.Double,
+			AllowUnset: true,
+			Doc:        "A parametric server property, listed with AllLedsTarget.",
+		},
 	},
 }
 
@@ -197,6 +203,12 @@ type ServerPropertiesHandler interface {
 	SetSettingsDatetimearray(ctx context.Context, value []time.Time) error
 	// UnsetSettingsDatetimearray receives the unset of /settings/datetimearray.
 	UnsetSettingsDatetimearray(ctx context.Context) error
+	// SetLedsTarget receives /leds/%{led}/target. Delivery: unique (QoS 2), kept in the device's store; may be unset.
+	//
+	// A parametric server property, listed with AllLedsTarget.
+	SetLedsTarget(ctx context.Context, led string, value float64) error
+	// UnsetLedsTarget receives the unset of /leds/%{led}/target.
+	UnsetLedsTarget(ctx context.Context, led string) error
 }
 
 // UnimplementedServerPropertiesHandler ignores every message; embed it in handlers.
@@ -304,6 +316,16 @@ func (UnimplementedServerPropertiesHandler) SetSettingsDatetimearray(ctx context
 
 // Ignored.
 func (UnimplementedServerPropertiesHandler) UnsetSettingsDatetimearray(ctx context.Context) error {
+	return nil
+}
+
+// Ignored.
+func (UnimplementedServerPropertiesHandler) SetLedsTarget(ctx context.Context, led string, value float64) error {
+	return nil
+}
+
+// Ignored.
+func (UnimplementedServerPropertiesHandler) UnsetLedsTarget(ctx context.Context, led string) error {
 	return nil
 }
 
@@ -437,6 +459,15 @@ func RegisterServerProperties(d *runtime.Device, h ServerPropertiesHandler) erro
 				return err
 			}
 			return h.SetSettingsDatetimearray(ctx, v)
+		case 14:
+			if in.Unset {
+				return h.UnsetLedsTarget(ctx, in.Params[0])
+			}
+			v, err := in.Value.Double()
+			if err != nil {
+				return err
+			}
+			return h.SetLedsTarget(ctx, in.Params[0], v)
 		}
 		return nil
 	})
@@ -594,4 +625,32 @@ func (s ServerProperties) GetSettingsDatetimearray() ([]time.Time, bool, error) 
 	}
 	x, err := v.DateTimeArray()
 	return x, err == nil, err
+}
+
+// GetLedsTarget returns the stored value of /leds/%{led}/target and whether it is set.
+func (s ServerProperties) GetLedsTarget(led string) (float64, bool, error) {
+	v, ok, err := runtime.GeneratedProperty(s.d, serverPropertiesInterface, 14, led)
+	if !ok || err != nil {
+		var zero float64
+		return zero, ok, err
+	}
+	x, err := v.Double()
+	return x, err == nil, err
+}
+
+// AllLedsTarget returns every set instance of /leds/%{led}/target, keyed by its parameters.
+func (s ServerProperties) AllLedsTarget() (map[string]float64, error) {
+	ps, err := runtime.GeneratedProperties(s.d, serverPropertiesInterface, 14)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]float64, len(ps))
+	for _, p := range ps {
+		x, err := p.Value.Double()
+		if err != nil {
+			return nil, err
+		}
+		out[p.Params[0]] = x
+	}
+	return out, nil
 }
