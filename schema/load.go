@@ -32,6 +32,17 @@ func (r *Result) Errors() []Diagnostic {
 	return errs
 }
 
+// Strict turns every warning into an error (validate --strict): for CI,
+// where an ignored field such as a misspelled "reliablity" must fail.
+func (r *Result) Strict() {
+	for i := range r.Diagnostics {
+		if r.Diagnostics[i].Severity == SeverityWarning {
+			r.Diagnostics[i].Severity = SeverityError
+			r.Diagnostics[i].Message += " (error with --strict)"
+		}
+	}
+}
+
 // Files expands paths into interface files: files as given, directories
 // walked recursively for *.json. The result is sorted and without
 // duplicates. Unreadable paths are I/O errors.
@@ -110,6 +121,10 @@ func LoadFiles(files []string) (*Result, error) {
 			continue
 		}
 		byDir[dir][iface.Name] = f
+		if base := filepath.Base(f); base != iface.Name+".json" {
+			res.Diagnostics = append(res.Diagnostics, Diagnostic{File: f, Pointer: "/interface_name", Severity: SeverityWarning,
+				Message: fmt.Sprintf("file name %s does not match the interface name: name it %s.json, as Astarte's tools and repositories do", base, iface.Name)})
+		}
 		res.Interfaces = append(res.Interfaces, Loaded{File: f, Interface: iface})
 	}
 	return res, nil

@@ -85,9 +85,11 @@ func parse(r *report, data []byte) *model.Interface {
 			r.errorf("", "%v", err)
 			return nil
 		}
-		schemaDiagnostics(r, ve)
+		schemaDiagnostics(r, ve, doc)
+		warnUnknownKeys(r, doc)
 		return nil
 	}
+	warnUnknownKeys(r, doc)
 	var raw rawInterface
 	if err := json.Unmarshal(data, &raw); err != nil {
 		r.errorf("", "%v", err)
@@ -119,7 +121,7 @@ func jsonErrorPosition(data []byte, err error) string {
 
 // schemaDiagnostics reports the leaf errors of a schema validation, in
 // plain words, sorted by pointer.
-func schemaDiagnostics(r *report, ve *jsonschema.ValidationError) {
+func schemaDiagnostics(r *report, ve *jsonschema.ValidationError, doc any) {
 	var leaves []*jsonschema.ValidationError
 	var walk func(*jsonschema.ValidationError)
 	walk = func(e *jsonschema.ValidationError) {
@@ -134,7 +136,7 @@ func schemaDiagnostics(r *report, ve *jsonschema.ValidationError) {
 	sort.SliceStable(leaves, func(i, j int) bool { return leaves[i].InstanceLocation < leaves[j].InstanceLocation })
 	seen := map[string]bool{}
 	for _, e := range leaves {
-		msg := plainSchemaMessage(e)
+		msg := plainSchemaMessage(e, lookup(doc, e.InstanceLocation))
 		if key := e.InstanceLocation + msg; !seen[key] {
 			seen[key] = true
 			r.errorf(e.InstanceLocation, "%s", msg)
@@ -144,12 +146,14 @@ func schemaDiagnostics(r *report, ve *jsonschema.ValidationError) {
 
 // plainSchemaMessage explains the rules whose library wording would be a
 // regular expression.
-func plainSchemaMessage(e *jsonschema.ValidationError) string {
+func plainSchemaMessage(e *jsonschema.ValidationError, value any) string {
 	field := e.InstanceLocation[strings.LastIndexByte(e.InstanceLocation, '/')+1:]
 	kw := e.KeywordLocation[strings.LastIndexByte(e.KeywordLocation, '/')+1:]
 	switch {
 	case kw == "pattern" && field == "interface_name":
 		return "interface name must be dot-separated components (e.g. org.example.Sensors): the first and last start with a letter and hold letters and digits; middle ones may also hold '-' and start with a digit"
+	case kw == "pattern" && endpointProblem(value) != "":
+		return endpointProblem(value)
 	case kw == "pattern":
 		return "endpoint must be 1 to 64 levels, each '/' then a literal ([A-Za-z_][A-Za-z0-9_]*) or a whole-level parameter %{name}"
 	case kw == "required":
@@ -161,4 +165,44 @@ func plainSchemaMessage(e *jsonschema.ValidationError) string {
 		}
 	}
 	return e.Message
+}
+
+// lookup returns the value at a JSON pointer in a decoded document, or nil.
+func lookup(doc any, pointer string) any {
+	if pointer == "" {
+		return doc
+	}
+	for _, tok := range strings.Split(pointer[1:], "/") {
+		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
+		switch v := doc.(type) {
+		case map[string]any:
+			doc = v[tok]
+		case []any:
+			n, err := strconv.Atoi(tok)
+			if err != nil || n < 0 || n >= len(v) {
+				return nil
+			}
+			doc = v[n]
+		default:
+			return nil
+		}
+	}
+	return doc
+}
+
+// endpointProblem names the offending level and character of an endpoint
+// the schema's pattern refused, or returns "" when the levels are fine
+// (the pattern then failed on the depth).
+func endpointProblem(value any) string {
+	endpoint, ok := value.(string)
+	if !ok {
+		return ""
+	}
+	if !strings.HasPrefix(endpoint, "/") {
+		return fmt.Sprintf("endpoint %q must start with '/'", endpoint)
+	}
+	if _, err := model.ParseEndpoint(endpoint); err != nil {
+		return "endpoint " + strings.TrimPrefix(err.Error(), model.ErrInvalidEndpoint.Error()+" ")
+	}
+	return ""
 }

@@ -1,7 +1,6 @@
 package schema
 
 import (
-	"encoding/json"
 	"fmt"
 	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"slices"
@@ -23,7 +22,6 @@ type rawInterface struct {
 	Description string       `json:"description"`
 	Doc         string       `json:"doc"`
 	Mappings    []rawMapping `json:"mappings"`
-	keys        []string
 }
 
 type rawMapping struct {
@@ -41,41 +39,6 @@ type rawMapping struct {
 	Encrypted         *bool   `json:"encrypted"`
 	Description       string  `json:"description"`
 	Doc               string  `json:"doc"`
-	keys              []string
-}
-
-// objectKeys returns the keys of a JSON object, sorted.
-func objectKeys(data []byte) []string {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(data, &m) != nil {
-		return nil
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
-// UnmarshalJSON also records the keys present.
-func (i *rawInterface) UnmarshalJSON(data []byte) error {
-	type plain rawInterface
-	if err := json.Unmarshal(data, (*plain)(i)); err != nil {
-		return err
-	}
-	i.keys = objectKeys(data)
-	return nil
-}
-
-// UnmarshalJSON also records the keys present.
-func (m *rawMapping) UnmarshalJSON(data []byte) error {
-	type plain rawMapping
-	if err := json.Unmarshal(data, (*plain)(m)); err != nil {
-		return err
-	}
-	m.keys = objectKeys(data)
-	return nil
 }
 
 var (
@@ -100,14 +63,6 @@ func check(r *report, raw *rawInterface) *model.Interface {
 	iface.Aggregation = checkAggregation(r, raw)
 	if iface.Type == model.Properties && iface.Aggregation == model.Object {
 		r.errorf("/aggregation", "properties interfaces cannot be object-aggregated: object aggregation is for datastreams only")
-	}
-	for _, k := range raw.keys {
-		switch {
-		case k == "explicit_timestamp" || k == "has_metadata":
-			r.warnf("/"+k, "%s is not an interface-level field in Astarte; it is ignored (set explicit_timestamp on mappings)", k)
-		case !slices.Contains(interfaceKeys, k):
-			r.warnf("/"+escape(k), "unknown field %q is ignored", k)
-		}
 	}
 	for n := range raw.Mappings {
 		iface.Mappings = append(iface.Mappings, checkMapping(r, iface, &raw.Mappings[n], fmt.Sprintf("/mappings/%d", n)))
@@ -244,11 +199,6 @@ func checkMapping(r *report, iface *model.Interface, raw *rawMapping, ptr string
 	if raw.Retention != nil && *raw.Retention == "discard" && raw.Expiry != nil && *raw.Expiry > 0 && datastream {
 		r.warnf(ptr+"/expiry", "expiry has no effect with retention \"discard\": nothing is kept to expire")
 	}
-	for _, k := range raw.keys {
-		if !slices.Contains(mappingKeys, k) {
-			r.warnf(ptr+"/"+escape(k), "unknown field %q is ignored", k)
-		}
-	}
 	if levels, err := model.ParseEndpoint(m.Endpoint); err == nil {
 		for _, l := range levels {
 			if strings.HasPrefix(l.Name, "_") {
@@ -273,4 +223,75 @@ func checkRetentionTTL(r *report, raw *rawMapping, ptr string, datastream bool) 
 	case !useTTL && raw.DBTTL != nil:
 		r.errorf(ptr+"/database_retention_ttl", "database_retention_ttl needs database_retention_policy \"use_ttl\"")
 	}
+}
+
+// warnUnknownKeys warns about every field Astarte ignores, a misspelled
+// "reliablity" above all (it silently leaves the default), whether or not
+// the file has errors too.
+func warnUnknownKeys(r *report, doc any) {
+	top, ok := doc.(map[string]any)
+	if !ok {
+		return
+	}
+	for _, k := range sortedKeys(top) {
+		switch {
+		case k == "explicit_timestamp" || k == "has_metadata":
+			r.warnf("/"+k, "%s is not an interface-level field in Astarte; it is ignored (set explicit_timestamp on mappings)", k)
+		case !slices.Contains(interfaceKeys, k):
+			r.warnf("/"+escape(k), "unknown field %q is ignored%s", k, didYouMean(k, interfaceKeys))
+		}
+	}
+	mappings, _ := top["mappings"].([]any)
+	for n, m := range mappings {
+		fields, ok := m.(map[string]any)
+		if !ok {
+			continue
+		}
+		for _, k := range sortedKeys(fields) {
+			if !slices.Contains(mappingKeys, k) {
+				r.warnf(fmt.Sprintf("/mappings/%d/%s", n, escape(k)), "unknown field %q is ignored%s", k, didYouMean(k, mappingKeys))
+			}
+		}
+	}
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// didYouMean suggests the known field k is a misspelling of: one at edit
+// distance 2 or less.
+func didYouMean(k string, known []string) string {
+	for _, c := range known {
+		if editDistance(k, c) <= 2 {
+			return fmt.Sprintf(" (did you mean %q? as written, the default applies)", c)
+		}
+	}
+	return ""
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }

@@ -3,7 +3,7 @@
 //
 // Usage:
 //
-//	astarte-gen validate [--json] PATH...
+//	astarte-gen validate [--strict] [--json] PATH...
 //	astarte-gen [generate] -o DIR [-pkg NAME] [-check] PATH...
 //	astarte-gen breaking [--against REF] [--json] PATH...
 //
@@ -13,8 +13,11 @@
 //
 // PATH is an interface file or a directory, searched recursively for *.json.
 // Each problem is printed as "file:pointer: message" (warnings as
-// "file:pointer: warning: message"); --json prints them as a JSON array
-// instead. The exit status is 0 when every file is valid, 1 when any is
+// "file:pointer: warning: message"), warnings included when the same file
+// has errors; --json prints them as a JSON array instead. On success,
+// validate prints "N interfaces valid". --strict turns warnings (unknown
+// fields, legacy spellings, a file not named <interface_name>.json) into
+// errors. The exit status is 0 when every file is valid, 1 when any is
 // invalid, and 2 for usage or I/O errors.
 //
 // breaking compares every interface under PATH with its previous version —

@@ -17,13 +17,15 @@ const (
 	exitUsage   = 2
 )
 
-const usage = `usage: astarte-gen validate [--json] PATH...
+const usage = `usage: astarte-gen validate [--strict] [--json] PATH...
        astarte-gen [generate] -o DIR [-pkg NAME] [-check] PATH...
        astarte-gen breaking [--against REF] [--json] PATH...
 
 Validates Astarte interface files (PATH: a file, or a directory searched
 recursively for *.json) against Astarte's rules. Prints one line per problem,
-file:pointer: message, or a JSON array with --json.
+file:pointer: message, or a JSON array with --json, then "N interfaces valid"
+on success. Warnings (ignored fields, legacy spellings, a file name other than
+<interface_name>.json) are printed with the errors; --strict makes them errors.
 Exit status: 0 all valid, 1 some invalid, 2 usage or I/O error.
 breaking reports the changes Astarte would refuse against a previous version
 (astarte-gen breaking -h).
@@ -55,6 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 func runValidate(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("validate", usage, stderr)
 	asJSON := fs.Bool("json", false, "print diagnostics as a JSON array")
+	strict := fs.Bool("strict", false, "treat warnings as errors")
 	if code, ok := parsePaths(fs, args, usage, stderr); !ok {
 		return code
 	}
@@ -63,6 +66,9 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "astarte-gen validate: %v\n", err)
 		return exitUsage
 	}
+	if *strict {
+		res.Strict()
+	}
 	if err := printAll(stdout, res.Diagnostics, *asJSON); err != nil {
 		fmt.Fprintf(stderr, "astarte-gen validate: %v\n", err)
 		return exitUsage
@@ -70,7 +76,25 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	if len(res.Errors()) > 0 {
 		return exitInvalid
 	}
+	if !*asJSON {
+		fmt.Fprintln(stdout, summary(len(res.Interfaces), len(res.Diagnostics)))
+	}
 	return exitOK
+}
+
+// summary is the line validate prints on success.
+func summary(valid, warnings int) string {
+	s := fmt.Sprintf("%d interfaces valid", valid)
+	if valid == 1 {
+		s = "1 interface valid"
+	}
+	switch warnings {
+	case 0:
+		return s
+	case 1:
+		return s + ", 1 warning"
+	}
+	return fmt.Sprintf("%s, %d warnings", s, warnings)
 }
 
 // newFlagSet returns the flag set of a subcommand, which prints usage on

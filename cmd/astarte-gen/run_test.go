@@ -36,7 +36,7 @@ func TestValidateExitCodes(t *testing.T) {
 	if code, out, _ := runCmd("validate", "../../testdata/interfaces"); code != exitInvalid || !strings.Contains(out, "invalid/clash-prefix.json:/mappings/1/endpoint: ") {
 		t.Errorf("directory with invalid files: exit %d, output:\n%s", code, out)
 	}
-	if code, out, _ := runCmd("validate", "../../testdata/interfaces/org.astartegen.test.DeviceDatastream.json"); code != exitOK || out != "" {
+	if code, out, _ := runCmd("validate", "../../testdata/interfaces/org.astartegen.test.DeviceDatastream.json"); code != exitOK || out != "1 interface valid\n" {
 		t.Errorf("valid file: exit %d, output %q", code, out)
 	}
 	if code, _, errOut := runCmd("validate", "no/such/file.json"); code != exitUsage || !strings.Contains(errOut, "no such file") {
@@ -55,12 +55,12 @@ func TestValidateExitCodes(t *testing.T) {
 
 func TestValidateRecursesAndFindsDuplicateNames(t *testing.T) {
 	dir := t.TempDir()
-	write(t, dir, "pkg/a.json", valid)
-	write(t, dir, "pkg/b.json", valid) // same name, same directory
-	write(t, dir, "other/a.json", valid)
+	write(t, dir, "pkg/org.x.A.json", valid)
+	write(t, dir, "pkg/org.x.a.json", valid) // same name, same directory
+	write(t, dir, "other/org.x.A.json", valid)
 	write(t, dir, "pkg/notes.txt", "not an interface")
 	code, out, _ := runCmd("validate", dir)
-	want := filepath.Join(dir, "pkg/b.json") + ":/interface_name: interface org.x.A is also declared in " + filepath.Join(dir, "pkg/a.json") +
+	want := filepath.Join(dir, "pkg/org.x.a.json") + ":/interface_name: interface org.x.A is also declared in " + filepath.Join(dir, "pkg/org.x.A.json") +
 		", in the same directory (one package holds one version of an interface)\n"
 	if code != exitInvalid || out != want {
 		t.Errorf("exit %d, output:\n%s\nwant:\n%s", code, out, want)
@@ -69,7 +69,7 @@ func TestValidateRecursesAndFindsDuplicateNames(t *testing.T) {
 
 func TestValidateJSON(t *testing.T) {
 	dir := t.TempDir()
-	f := write(t, dir, "w.json", strings.Replace(valid, `"ownership": "device"`, `"ownership": "producer"`, 1))
+	f := write(t, dir, "org.x.A.json", strings.Replace(valid, `"ownership": "device"`, `"ownership": "producer"`, 1))
 	bad := write(t, dir, "x/bad.json", `{"interface_name": "org.x.B", "version_major": 0, "version_minor": 0, "type": "datastream",
  "ownership": "device", "mappings": [{"endpoint": "/v", "type": "double"}]}`)
 	code, out, _ := runCmd("validate", "--json", dir)
@@ -121,5 +121,43 @@ func TestGenerate(t *testing.T) {
 	}
 	if code, _, _ := runCmd("generate", src); code != exitUsage {
 		t.Errorf("without -o: exit %d", code)
+	}
+}
+
+// TestValidateForCI: warnings are printed with errors, --strict makes them
+// fail, a misnamed file is a warning, success ends with a summary, and an
+// endpoint error names the level and the character.
+func TestValidateForCI(t *testing.T) {
+	dir := t.TempDir()
+	typo := write(t, dir, "ok/org.x.A.json", strings.Replace(valid, `"type": "double"}`, `"type": "double", "reliablity": "guaranteed"}`, 1))
+	code, out, _ := runCmd("validate", typo)
+	wantWarning := typo + `:/mappings/0/reliablity: warning: unknown field "reliablity" is ignored (did you mean "reliability"? as written, the default applies)` + "\n"
+	if code != exitOK || out != wantWarning+"1 interface valid, 1 warning\n" {
+		t.Errorf("misspelled field: exit %d, output:\n%s", code, out)
+	}
+	code, out, _ = runCmd("validate", "--strict", typo)
+	if code != exitInvalid || !strings.Contains(out, ":/mappings/0/reliablity: unknown field") || strings.Contains(out, "valid") {
+		t.Errorf("--strict: exit %d, output:\n%s", code, out)
+	}
+
+	both := write(t, dir, "bad/org.x.B.json", `{"interface_name": "org.x.B", "version_major": 1, "version_minor": 0, "type": "datastream",
+ "ownership": "device", "mappings": [{"endpoint": "/sensors/temp-c", "type": "double", "retention": "stored", "reliablity": "unique"}]}`)
+	code, out, _ = runCmd("validate", both)
+	for _, want := range []string{
+		both + `:/mappings/0/endpoint: endpoint "/sensors/temp-c": level 2 "temp-c": character '-' at position 5 is not allowed`,
+		both + `:/mappings/0/reliablity: warning: unknown field "reliablity"`,
+	} {
+		if code != exitInvalid || !strings.Contains(out, want) {
+			t.Errorf("error and warning in one file: exit %d, want %q in:\n%s", code, want, out)
+		}
+	}
+
+	misnamed := write(t, dir, "named/sensors.json", valid)
+	code, out, _ = runCmd("validate", misnamed)
+	if code != exitOK || !strings.Contains(out, misnamed+":/interface_name: warning: file name sensors.json does not match the interface name: name it org.x.A.json") {
+		t.Errorf("misnamed file: exit %d, output:\n%s", code, out)
+	}
+	if code, out, _ := runCmd("validate", filepath.Join(dir, "ok"), "../../testdata/interfaces/org.astartegen.test.Draft.json"); code != exitOK || !strings.HasSuffix(out, "2 interfaces valid, 1 warning\n") {
+		t.Errorf("summary: exit %d, output:\n%s", code, out)
 	}
 }

@@ -98,12 +98,37 @@ func ParseEndpoint(endpoint string) ([]Level, error) {
 		return nil, fmt.Errorf("%w %q: must start with /", ErrInvalidEndpoint, endpoint)
 	}
 	levels := splitEndpoint(endpoint)
-	for _, l := range levels {
-		if !IsIdentifier(l.Name) {
-			return nil, fmt.Errorf("%w %q: level %q is neither an identifier nor %%{identifier}", ErrInvalidEndpoint, endpoint, l)
+	for n, l := range levels {
+		if IsIdentifier(l.Name) {
+			continue
 		}
+		raw := strings.Split(endpoint[1:], "/")[n]
+		return nil, fmt.Errorf("%w %q: level %d %q: %s", ErrInvalidEndpoint, endpoint, n+1, raw, levelProblem(raw, l))
 	}
 	return levels, nil
+}
+
+// levelProblem says what is wrong with one level of an endpoint: which
+// character, where, or that it is empty.
+func levelProblem(raw string, l Level) string {
+	const rule = "a level is a literal [A-Za-z_][A-Za-z0-9_]* or a whole-level parameter %{name}"
+	name, offset := l.Name, 0
+	if l.Param {
+		offset = 2
+	}
+	switch {
+	case raw == "":
+		return "empty level (two '/' in a row, or a trailing '/'); " + rule
+	case l.Param && name == "":
+		return "empty parameter name; " + rule
+	}
+	for i, r := range name {
+		if r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9' {
+			continue
+		}
+		return fmt.Sprintf("character %q at position %d is not allowed; %s", r, offset+i+1, rule)
+	}
+	return rule
 }
 
 // splitEndpoint splits a template at "/" without checking identifiers.

@@ -2,6 +2,7 @@ package model
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -156,6 +157,22 @@ func TestBuildPathAndObjectPrefix(t *testing.T) {
 	for _, params := range [][]string{{}, {"a", "b"}, {""}, {"a/b"}} {
 		if _, err := BuildPath(m.Levels(), params...); !errors.Is(err, ErrInvalidParameter) {
 			t.Errorf("BuildPath(%q) = %v, want ErrInvalidParameter", params, err)
+		}
+	}
+}
+
+func TestParseEndpointNamesLevelAndCharacter(t *testing.T) {
+	for endpoint, want := range map[string]string{
+		"/sensors/temp-c":     `level 2 "temp-c": character '-' at position 5`,
+		"/%{id}/x%{y}":        `level 2 "x%{y}": character '%' at position 2`,
+		"/a//b":               `level 2 "": empty level`,
+		"/%{}/b":              `level 1 "%{}": empty parameter name`,
+		"/%{sensor id}/value": `level 1 "%{sensor id}": character ' ' at position 9`,
+		"/2fast":              `level 1 "2fast": character '2' at position 1`,
+	} {
+		_, err := ParseEndpoint(endpoint)
+		if !errors.Is(err, ErrInvalidEndpoint) || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseEndpoint(%q) = %v, want it to contain %q", endpoint, err, want)
 		}
 	}
 }
