@@ -41,39 +41,109 @@ func loadDir(t testing.TB, dir string) []Input {
 	return inputs
 }
 
-// TestGolden pins the code generated for testdata/interfaces.
-func TestGolden(t *testing.T) {
-	files, err := Generate(Config{Package: "testifaces"}, loadDir(t, ownInterfaces))
+const goldenDir = "../golden"
+
+// goldenCase is one directory of golden/: interfaces/ holds the input;
+// want/ the expected generated files (NAME.golden) and, when loading or
+// generating reports anything, diagnostics.txt.
+type goldenCase struct{ name, dir string }
+
+func goldenCases(t *testing.T) []goldenCase {
+	t.Helper()
+	entries, err := os.ReadDir(goldenDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := "../golden/testifaces"
-	if *update {
-		if err := os.RemoveAll(dir); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for name, data := range files {
-			if err := os.WriteFile(filepath.Join(dir, name+".golden"), data, 0o644); err != nil {
-				t.Fatal(err)
-			}
+	var cases []goldenCase
+	for _, e := range entries {
+		if e.IsDir() {
+			cases = append(cases, goldenCase{e.Name(), filepath.Join(goldenDir, e.Name())})
 		}
 	}
-	golden, _ := filepath.Glob(filepath.Join(dir, "*.golden"))
-	if len(golden) != len(files) {
-		t.Errorf("%d golden files for %d generated (run go test ./gen -update)", len(golden), len(files))
+	if len(cases) == 0 {
+		t.Fatal("no golden cases")
 	}
-	for name, data := range files {
-		want, err := os.ReadFile(filepath.Join(dir, name+".golden"))
+	return cases
+}
+
+// run generates a case as the CLI would into want/: the files, and the
+// diagnostics with paths relative to the case directory (the last line is
+// the generator's error, if any).
+func (c goldenCase) run(t *testing.T) (map[string][]byte, []string) {
+	t.Helper()
+	paths, err := schema.PackageFiles([]string{filepath.Join(c.dir, "interfaces")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := schema.LoadFiles(paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var diags []string
+	for _, d := range res.Diagnostics {
+		d.File = filepath.ToSlash(strings.TrimPrefix(d.File, c.dir+string(filepath.Separator)))
+		diags = append(diags, d.String())
+	}
+	if len(res.Errors()) > 0 {
+		return nil, diags
+	}
+	var inputs []Input
+	for _, l := range res.Interfaces {
+		src, err := SourcePath(filepath.Join(c.dir, "want"), l.File)
 		if err != nil {
-			t.Errorf("%s: %v (run go test ./gen -update)", name, err)
-			continue
+			t.Fatal(err)
 		}
-		if diff := cmp.Diff(strings.Split(string(want), "\n"), strings.Split(string(data), "\n")); diff != "" {
-			t.Errorf("%s differs from its golden file (-golden +generated):\n%s", name, diff)
-		}
+		inputs = append(inputs, Input{Source: src, Interface: l.Interface})
+	}
+	files, err := Generate(Config{Package: strings.ReplaceAll(c.name, "-", "")}, inputs)
+	if err != nil {
+		return nil, append(diags, "gen: "+err.Error())
+	}
+	return files, diags
+}
+
+// TestGolden compares each case of golden/ with what it generates today;
+// go test ./gen -update rewrites want/.
+func TestGolden(t *testing.T) {
+	for _, c := range goldenCases(t) {
+		t.Run(c.name, func(t *testing.T) {
+			files, diags := c.run(t)
+			want := map[string][]byte{}
+			for name, data := range files {
+				want[name+".golden"] = data
+			}
+			if len(diags) > 0 {
+				want["diagnostics.txt"] = []byte(strings.Join(diags, "\n") + "\n")
+			}
+			dir := filepath.Join(c.dir, "want")
+			if *update {
+				if err := os.RemoveAll(dir); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				for name, data := range want {
+					if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			entries, _ := os.ReadDir(dir)
+			if len(entries) != len(want) {
+				t.Errorf("%d files in %s, %d expected (run go test ./gen -update)", len(entries), dir, len(want))
+			}
+			for name, data := range want {
+				golden, err := os.ReadFile(filepath.Join(dir, name))
+				if err != nil {
+					t.Errorf("%s: %v (run go test ./gen -update)", name, err)
+					continue
+				}
+				if diff := cmp.Diff(strings.Split(string(golden), "\n"), strings.Split(string(data), "\n")); diff != "" {
+					t.Errorf("%s differs from golden (-golden +generated):\n%s", name, diff)
+				}
+			}
+		})
 	}
 }
 
@@ -114,7 +184,13 @@ func TestGeneratedCodeCompiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(root) })
-	dirs := append([]string{ownInterfaces}, corpusDirs(t)...)
+	dirs := []string{ownInterfaces}
+	for _, c := range goldenCases(t) {
+		if !strings.HasPrefix(c.name, "invalid-") {
+			dirs = append(dirs, filepath.Join(c.dir, "interfaces"))
+		}
+	}
+	dirs = append(dirs, corpusDirs(t)...)
 	for n, dir := range dirs {
 		inputs := loadDir(t, dir)
 		if len(inputs) == 0 {
