@@ -5,12 +5,13 @@ package gen
 import (
 	"bytes"
 	"fmt"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"go/format"
 	"strings"
 	"time"
 
 	. "github.com/dave/jennifer/jen"
+
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
 const (

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"go/format"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/astarte-gen/astarte-gen/internal/testcorpus"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"github.com/astarte-gen/astarte-gen/schema"
 )
 
@@ -108,6 +108,9 @@ func TestGolden(t *testing.T) {
 	for _, c := range goldenCases(t) {
 		t.Run(c.name, func(t *testing.T) {
 			files, diags := c.run(t)
+			if strings.HasPrefix(c.name, "invalid-") && (files != nil || len(diags) == 0) {
+				t.Errorf("an invalid case must give diagnostics and no code")
+			}
 			want := map[string][]byte{}
 			for name, data := range files {
 				want[name+".golden"] = data

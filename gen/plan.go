@@ -8,12 +8,13 @@ package gen
 import (
 	"errors"
 	"fmt"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"go/token"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
 // ErrCollision is wrapped by errors about Go names the generator cannot make

@@ -10,8 +10,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"github.com/astarte-gen/astarte-gen/internal/wire"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"net"
 	"os"
 	"os/exec"
@@ -24,8 +22,10 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/astarte-gen/astarte-gen/internal/wire"
 	"github.com/astarte-gen/astarte-gen/runtime"
 	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
 const (

@@ -5,8 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/astarte-gen/astarte-gen/internal/wire"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"net"
 	"net/url"
 	"sync"
@@ -16,6 +14,8 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 
+	"github.com/astarte-gen/astarte-gen/internal/wire"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"github.com/astarte-gen/astarte-gen/runtime/store"
 )
 

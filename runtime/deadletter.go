@@ -2,8 +2,9 @@ package runtime
 
 import (
 	"context"
-	"github.com/astarte-gen/astarte-gen/internal/wire"
 	"time"
+
+	"github.com/astarte-gen/astarte-gen/internal/wire"
 )
 
 // DeadLetter is a stored message the device stopped sending because the

@@ -6,13 +6,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"github.com/astarte-gen/astarte-gen/runtime/store"
 )
 

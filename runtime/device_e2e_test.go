@@ -3,15 +3,15 @@ package runtime_test
 import (
 	"context"
 	"errors"
-	"github.com/astarte-gen/astarte-gen/runtime"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/astarte-gen/astarte-gen/runtime"
 	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
 // Interfaces used by the end-to-end tests.

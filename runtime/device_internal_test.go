@@ -2,11 +2,12 @@ package runtime
 
 import (
 	"errors"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
 func TestRingDropsOldest(t *testing.T) {

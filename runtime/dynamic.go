@@ -3,8 +3,9 @@ package runtime
 import (
 	"context"
 	"fmt"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"time"
+
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
 // SendOption modifies a dynamic Send.

@@ -3,11 +3,11 @@ package runtime_test
 import (
 	"context"
 	"fmt"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"log"
 
 	"github.com/astarte-gen/astarte-gen/runtime"
 	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
 // New, Connect and the dynamic Send, for programs that load interfaces at

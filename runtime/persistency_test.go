@@ -7,8 +7,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/astarte-gen/astarte-gen/runtime"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -18,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/astarte-gen/astarte-gen/runtime"
 	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
 var retentionIface = &model.Interface{

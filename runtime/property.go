@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
 	"github.com/astarte-gen/astarte-gen/internal/wire"
 	"github.com/astarte-gen/astarte-gen/runtime/model"
-
 	"github.com/astarte-gen/astarte-gen/runtime/store"
 )
 

@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/astarte-gen/astarte-gen/internal/wire"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"strings"
 	"time"
 
-	"github.com/astarte-gen/astarte-gen/runtime/store"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/astarte-gen/astarte-gen/internal/wire"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
+	"github.com/astarte-gen/astarte-gen/runtime/store"
 )
 
 // Incoming is one message received from the server, validated against its

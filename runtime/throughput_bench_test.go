@@ -3,15 +3,15 @@ package runtime_test
 import (
 	"context"
 	"crypto/tls"
-	"github.com/astarte-gen/astarte-gen/internal/wire"
-	"github.com/astarte-gen/astarte-gen/runtime"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"testing"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/astarte-gen/astarte-gen/internal/wire"
+	"github.com/astarte-gen/astarte-gen/runtime"
 	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
 // The throughput benchmarks send {v: double, t: datetime} messages through

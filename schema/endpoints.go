@@ -2,8 +2,9 @@ package schema
 
 import (
 	"fmt"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"strings"
+
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
 // checkEndpoints applies the two server checks of spec §4.4: endpoints are

@@ -2,11 +2,12 @@ package schema
 
 import (
 	"fmt"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
 // Names of findings: for errors, the name Astarte gives the refusal

@@ -2,12 +2,13 @@ package schema
 
 import (
 	"fmt"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
 // Loaded is one valid interface file.

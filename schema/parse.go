@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"io"
 	"sort"
 	"strconv"
@@ -20,6 +19,8 @@ import (
 	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v5"
+
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
 //go:embed interface.schema.json

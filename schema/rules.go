@@ -2,10 +2,11 @@ package schema
 
 import (
 	"fmt"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
 // rawInterface is an interface file as written, keeping which fields are

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"github.com/astarte-gen/astarte-gen/schema"
 )
 

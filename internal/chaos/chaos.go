@@ -14,7 +14,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"math/rand/v2"
 	"os"
 	"runtime/pprof"
@@ -25,6 +24,7 @@ import (
 	"time"
 
 	"github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
 // Data has one mapping per retention × reliability, plus /poison, which

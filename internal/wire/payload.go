@@ -2,13 +2,14 @@ package wire
 
 import (
 	"fmt"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"math"
 	"strconv"
 	"time"
 	"unicode/utf8"
 
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
 // Value limits of spec §4.7.

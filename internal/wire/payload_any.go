@@ -2,10 +2,11 @@ package wire
 
 import (
 	"fmt"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"math"
 	"slices"
 	"time"
+
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
 // Any writes a dynamically typed value: the Go type of the mapping's

@@ -1,11 +1,12 @@
 package wire
 
 import (
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
 // The two benchmarks encode the same {v: double, t: datetime} payload: with

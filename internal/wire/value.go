@@ -3,12 +3,13 @@ package wire
 import (
 	"errors"
 	"fmt"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"math"
 	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
 // Value is one Astarte value decoded from the wire or the store, already

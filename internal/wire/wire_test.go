@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"math"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
 func unhex(t testing.TB, s string) []byte {

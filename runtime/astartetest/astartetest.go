@@ -6,10 +6,10 @@
 package astartetest
 
 import (
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"testing"
 
 	"github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
 // DefaultRealm is the realm of a fake Astarte.

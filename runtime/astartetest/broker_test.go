@@ -2,14 +2,14 @@ package astartetest_test
 
 import (
 	"crypto/tls"
-	"github.com/astarte-gen/astarte-gen/internal/wire"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"testing"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/astarte-gen/astarte-gen/internal/wire"
 	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
 var values = &model.Interface{

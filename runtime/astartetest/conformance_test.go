@@ -5,8 +5,6 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
-	"github.com/astarte-gen/astarte-gen/internal/wire"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"math"
 	"os"
 	"path/filepath"
@@ -20,6 +18,8 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/astarte-gen/astarte-gen/internal/testcorpus"
+	"github.com/astarte-gen/astarte-gen/internal/wire"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"github.com/astarte-gen/astarte-gen/schema"
 )
 

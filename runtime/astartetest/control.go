@@ -7,10 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"net/http"
 	"slices"
 	"time"
+
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
 // ControlHandler returns the fake's control API, a small JSON HTTP API that

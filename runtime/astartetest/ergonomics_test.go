@@ -3,7 +3,6 @@ package astartetest_test
 import (
 	"crypto/tls"
 	"errors"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"net/http"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/astarte-gen/astarte-gen/runtime"
 	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
 var serverIfaces = []*model.Interface{

@@ -5,7 +5,6 @@ import (
 	"compress/zlib"
 	"crypto/tls"
 	"encoding/binary"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"math"
 	"reflect"
 	"slices"
@@ -16,6 +15,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 
 	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
 // Interfaces of the decoder parity tests.

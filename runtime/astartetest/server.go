@@ -3,8 +3,6 @@ package astartetest
 import (
 	"errors"
 	"fmt"
-	"github.com/astarte-gen/astarte-gen/internal/wire"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"maps"
 	"slices"
 	"strconv"
@@ -14,10 +12,11 @@ import (
 	"unicode/utf8"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 
+	"github.com/astarte-gen/astarte-gen/internal/wire"
 	"github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
 // Received is one data message Astarte accepted from a device.

@@ -9,12 +9,12 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"log"
 	"os"
 	"time"
 
 	"github.com/astarte-gen/astarte-gen/runtime"
+	"github.com/astarte-gen/astarte-gen/runtime/model"
 	"github.com/astarte-gen/astarte-gen/schema"
 )
 
