@@ -129,6 +129,7 @@ func (d *Device) run(ctx context.Context, ready chan<- error) {
 			d.report(&Error{Kind: ErrConnection, Err: err, Op: "connection attempt failed"})
 		}
 		if ctx.Err() != nil {
+			d.settleLast(&o)
 			d.setState(Disconnected)
 			return
 		}
@@ -351,6 +352,15 @@ func (d *Device) judge(ctx context.Context, o *owner, sessionPresent bool) {
 	}
 }
 
+// settleLast applies the acknowledgements the last connection received
+// after the owner's last turn, so that Close leaves no acknowledged
+// message in the store for the next process to publish again.
+func (d *Device) settleLast(o *owner) {
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.WriteTimeout)
+	defer cancel()
+	d.settle(ctx, o)
+}
+
 // settle applies acknowledgements (removing stored messages, clearing
 // property marks) and requeues what a lost session orphaned.
 func (d *Device) settle(ctx context.Context, o *owner) {
@@ -374,6 +384,7 @@ func (d *Device) settle(ctx context.Context, o *owner) {
 		if err := d.store.Ack(ctx, ids...); err != nil && !d.isClosed() {
 			d.report(&Error{Kind: ErrStore, Err: err, Op: "removing acknowledged messages from the store"})
 		}
+		d.session.forget(ids)
 	}
 	for _, r := range orphans {
 		d.requeue(o, r)
