@@ -43,3 +43,43 @@ func ExampleNew() {
 	fmt.Println(err)
 	// Output: org.example.Sensors/s1/temperature: value type does not match mapping: string (warm) does not fit double
 }
+
+// Properties lists what is set on a property interface, here after two
+// sets and an unset; it reads the store, so it works offline.
+func ExampleDevice_Properties() {
+	thresholds := &model.Interface{
+		Name: "org.example.Thresholds", Major: 1, Type: model.Properties, Ownership: model.OwnershipDevice,
+		Mappings: []model.Mapping{{Endpoint: "/%{sensor_id}/threshold", Type: model.Integer, AllowUnset: true}},
+	}
+	a, err := astartetest.Start(thresholds)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer a.Close()
+	cfg, err := a.DeviceConfig("AJInS0w3VpWpuOqkXhgZdA")
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	d, err := runtime.New(cfg, thresholds) // not connected: sets are stored and sent later
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer d.Close(ctx)
+	for _, path := range []string{"/s1/threshold", "/s2/threshold"} {
+		if err := d.Send(ctx, thresholds.Name, path, int32(len(path))); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if err := d.UnsetPath(ctx, thresholds.Name, "/s1/threshold"); err != nil {
+		log.Fatal(err)
+	}
+	props, err := d.Properties(thresholds.Name)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, p := range props {
+		fmt.Println(p.Path, p.Params, p.Value.Any())
+	}
+	// Output: /s2/threshold [s2] 13
+}
