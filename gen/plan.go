@@ -200,34 +200,25 @@ func endpointName(levels []model.Level) string {
 }
 
 // paramNames returns the Go argument names of an endpoint's parameters.
-func paramNames(levels []model.Level) []string {
-	var names []string
-	for _, l := range levels {
-		if !l.Param {
-			continue
-		}
-		name := argName(l.Name)
-		for n := 2; slices.Contains(names, name); n++ {
-			name = argName(l.Name) + strconv.Itoa(n)
-		}
-		names = append(names, name)
-	}
-	return names
-}
+func paramNames(levels []model.Level) []string { return paramIdents(levels, argName) }
 
-// keyFields returns the exported field names of an endpoint's parameters,
-// numbered in endpoint order when two would be equal.
-func keyFields(levels []model.Level) []string {
+// keyFields returns the exported field names of an endpoint's parameters.
+func keyFields(levels []model.Level) []string { return paramIdents(levels, exported) }
+
+// paramIdents names an endpoint's parameters with name, numbering them in
+// endpoint order when two would be equal (a position, never another
+// mapping, decides the number).
+func paramIdents(levels []model.Level, name func(string) string) []string {
 	var names []string
 	for _, l := range levels {
 		if !l.Param {
 			continue
 		}
-		name := exported(l.Name)
-		for n := 2; slices.Contains(names, name); n++ {
-			name = exported(l.Name) + strconv.Itoa(n)
+		id := name(l.Name)
+		for n := 2; slices.Contains(names, id); n++ {
+			id = name(l.Name) + strconv.Itoa(n)
 		}
-		names = append(names, name)
+		names = append(names, id)
 	}
 	return names
 }

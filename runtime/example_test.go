@@ -51,17 +51,10 @@ func ExampleDevice_Properties() {
 		Name: "org.example.Thresholds", Major: 1, Type: model.Properties, Ownership: model.OwnershipDevice,
 		Mappings: []model.Mapping{{Endpoint: "/%{sensor_id}/threshold", Type: model.Integer, AllowUnset: true}},
 	}
-	a, err := astartetest.Start(thresholds)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer a.Close()
-	cfg, err := a.DeviceConfig("AJInS0w3VpWpuOqkXhgZdA")
-	if err != nil {
-		log.Fatal(err)
-	}
+	// Not connected (no Config needs a server): sets are stored and sent
+	// once the device connects.
 	ctx := context.Background()
-	d, err := runtime.New(cfg, thresholds) // not connected: sets are stored and sent later
+	d, err := runtime.New(runtime.Config{Realm: "example", DeviceID: "AJInS0w3VpWpuOqkXhgZdA", PairingURL: "https://astarte.example.com/pairing"}, thresholds)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -94,113 +94,58 @@ func (m *Message) Field(mapping int) *Message {
 }
 
 // Double sets a double value.
-func (m *Message) Double(v float64) *Message {
-	if p := m.payload(); p != nil {
-		p.Double(v)
-	}
-	return m
-}
+func (m *Message) Double(v float64) *Message { return set(m, (*wire.Payload).Double, v) }
 
 // Integer sets an integer value.
-func (m *Message) Integer(v int32) *Message {
-	if p := m.payload(); p != nil {
-		p.Integer(v)
-	}
-	return m
-}
+func (m *Message) Integer(v int32) *Message { return set(m, (*wire.Payload).Integer, v) }
 
 // Boolean sets a boolean value.
-func (m *Message) Boolean(v bool) *Message {
-	if p := m.payload(); p != nil {
-		p.Boolean(v)
-	}
-	return m
-}
+func (m *Message) Boolean(v bool) *Message { return set(m, (*wire.Payload).Boolean, v) }
 
 // LongInteger sets a longinteger value.
-func (m *Message) LongInteger(v int64) *Message {
-	if p := m.payload(); p != nil {
-		p.LongInteger(v)
-	}
-	return m
-}
+func (m *Message) LongInteger(v int64) *Message { return set(m, (*wire.Payload).LongInteger, v) }
 
 // String sets a string value.
-func (m *Message) String(v string) *Message {
-	if p := m.payload(); p != nil {
-		p.String(v)
-	}
-	return m
-}
+func (m *Message) String(v string) *Message { return set(m, (*wire.Payload).String, v) }
 
 // BinaryBlob sets a binaryblob value.
-func (m *Message) BinaryBlob(v []byte) *Message {
-	if p := m.payload(); p != nil {
-		p.BinaryBlob(v)
-	}
-	return m
-}
+func (m *Message) BinaryBlob(v []byte) *Message { return set(m, (*wire.Payload).BinaryBlob, v) }
 
 // DateTime sets a datetime value (millisecond precision).
-func (m *Message) DateTime(v time.Time) *Message {
-	if p := m.payload(); p != nil {
-		p.DateTime(v)
-	}
-	return m
-}
+func (m *Message) DateTime(v time.Time) *Message { return set(m, (*wire.Payload).DateTime, v) }
 
 // DoubleArray sets a doublearray value.
-func (m *Message) DoubleArray(v []float64) *Message {
-	if p := m.payload(); p != nil {
-		p.DoubleArray(v)
-	}
-	return m
-}
+func (m *Message) DoubleArray(v []float64) *Message { return set(m, (*wire.Payload).DoubleArray, v) }
 
 // IntegerArray sets an integerarray value.
-func (m *Message) IntegerArray(v []int32) *Message {
-	if p := m.payload(); p != nil {
-		p.IntegerArray(v)
-	}
-	return m
-}
+func (m *Message) IntegerArray(v []int32) *Message { return set(m, (*wire.Payload).IntegerArray, v) }
 
 // BooleanArray sets a booleanarray value.
-func (m *Message) BooleanArray(v []bool) *Message {
-	if p := m.payload(); p != nil {
-		p.BooleanArray(v)
-	}
-	return m
-}
+func (m *Message) BooleanArray(v []bool) *Message { return set(m, (*wire.Payload).BooleanArray, v) }
 
 // LongIntegerArray sets a longintegerarray value.
 func (m *Message) LongIntegerArray(v []int64) *Message {
-	if p := m.payload(); p != nil {
-		p.LongIntegerArray(v)
-	}
-	return m
+	return set(m, (*wire.Payload).LongIntegerArray, v)
 }
 
 // StringArray sets a stringarray value.
-func (m *Message) StringArray(v []string) *Message {
-	if p := m.payload(); p != nil {
-		p.StringArray(v)
-	}
-	return m
-}
+func (m *Message) StringArray(v []string) *Message { return set(m, (*wire.Payload).StringArray, v) }
 
 // BinaryBlobArray sets a binaryblobarray value.
 func (m *Message) BinaryBlobArray(v [][]byte) *Message {
-	if p := m.payload(); p != nil {
-		p.BinaryBlobArray(v)
-	}
-	return m
+	return set(m, (*wire.Payload).BinaryBlobArray, v)
 }
 
 // DateTimeArray sets a datetimearray value.
 func (m *Message) DateTimeArray(v []time.Time) *Message {
+	return set(m, (*wire.Payload).DateTimeArray, v)
+}
+
+// set writes v with the encoder's method for its type, unless the message
+// is spent or already failed.
+func set[T any](m *Message, write func(*wire.Payload, T) *wire.Payload, v T) *Message {
 	if p := m.payload(); p != nil {
-		p.DateTimeArray(v)
+		write(p, v)
 	}
 	return m
 }
