@@ -61,7 +61,7 @@ func main() {
 		if i.Ownership == model.OwnershipServer {
 			_ = d.Handle(i, func(_ context.Context, in *runtime.Incoming) error {
 				s, _ := in.Value.String()
-				got <- in.Interface.Name + in.Path + "=" + s
+				got <- in.Interface + in.Path + "=" + s
 				return nil
 			})
 		}
