@@ -53,9 +53,10 @@ type Bolt struct {
 	closing chan struct{}
 	done    chan struct{}
 
-	mu     sync.Mutex
-	acked  map[uint64]struct{} // acked, deletion not yet committed
-	closed bool
+	mu      sync.Mutex
+	acked   map[uint64]struct{} // acked, deletion not yet committed
+	closed  bool
+	syncErr error // the last periodic flush failed (WithSyncInterval)
 }
 
 // writeReq is one Enqueue (msgs) or a flush of pending acks (msgs nil).
@@ -83,6 +84,7 @@ func OpenBolt(dir string, opts ...Option) (*Bolt, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: %s: %w", path, err)
 	}
+	db.NoSync = b.opts.syncInterval > 0 // after initialize, which is synced
 	go b.writer()
 	return b, nil
 }
@@ -263,19 +265,49 @@ func (b *Bolt) Enqueue(ctx context.Context, msgs ...*Message) error {
 	}
 }
 
-// writer commits queued requests in groups until Close.
+// writer commits queued requests in groups until Close. With a sync
+// interval it also flushes the file to the disk on that period, when
+// something was committed since the last flush, and once more at Close.
 func (b *Bolt) writer() {
 	defer close(b.done)
+	var tick <-chan time.Time
+	if b.opts.syncInterval > 0 {
+		t := time.NewTicker(b.opts.syncInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	dirty := false
 	for {
 		var batch []*writeReq
 		select {
 		case r := <-b.reqs:
 			batch = append(batch, r)
+		case <-tick:
+			if dirty {
+				b.sync()
+				dirty = false
+			}
+			continue
 		case <-b.closing:
 			b.commit(b.drainRequests(nil))
+			if tick != nil {
+				b.sync()
+			}
 			return
 		}
 		b.commit(b.drainRequests(batch))
+		dirty = true
+	}
+}
+
+// sync flushes what NoSync commits wrote to the disk. A failure is kept
+// for the next commit to report: the data is still in the file, and the
+// next flush retries.
+func (b *Bolt) sync() {
+	if err := b.db.Sync(); err != nil {
+		b.mu.Lock()
+		b.syncErr = err
+		b.mu.Unlock()
 	}
 }
 
@@ -302,6 +334,18 @@ func (b *Bolt) commit(batch []*writeReq) {
 	}
 	b.mu.Unlock()
 	results := make([]error, len(batch))
+	b.mu.Lock()
+	syncErr := b.syncErr
+	b.syncErr = nil
+	b.mu.Unlock()
+	if syncErr != nil {
+		// Report it once, to the senders of this commit: the disk refused a
+		// flush, and what they queue now may not survive a power loss.
+		for _, r := range batch {
+			r.err <- fmt.Errorf("store: flushing to disk: %w", syncErr)
+		}
+		return
+	}
 	err := b.db.Update(func(tx *bolt.Tx) error {
 		q := tx.Bucket(bucketQueue)
 		for _, id := range acks {
