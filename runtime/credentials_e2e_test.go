@@ -145,3 +145,15 @@ func TestStoredCertificateConnectsFirst(t *testing.T) {
 		t.Errorf("restart and reconnection asked the Pairing API: %v before, %v after", before, after)
 	}
 }
+
+// Once connected, a device keeps no connection to the Pairing API open: it
+// needs it once per certificate, and an idle keep-alive connection would
+// hold a file descriptor per device for nothing.
+func TestNoIdlePairingConnection(t *testing.T) {
+	a := astartetest.New(t, retentionIface)
+	newDevice(t, a, testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA"), retentionIface)
+	a.WaitFor(t, "pairing connections closed", func() bool { return a.PairingConnections() == 0 })
+	if a.PairingRequests("AJInS0w3VpWpuOqkXhgZdA")["credentials"] != 1 {
+		t.Fatal("the device did not pair")
+	}
+}
