@@ -195,3 +195,87 @@ func TestRenewalRefusedBacksOff(t *testing.T) {
 	}
 	a.WaitReceived(t, cfg.DeviceID, 1)
 }
+
+// A device without a credentials secret registers itself with a pairing
+// token on its first start, keeps the secret beside its key (0600), and
+// restarts without the token; the application approves the registration.
+func TestSelfRegistration(t *testing.T) {
+	a := astartetest.New(t, retentionIface)
+	token, err := pairing.AgentToken(a.RealmPrivateKeyPEM(), []string{"POST::agent/devices"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var approved []string
+	cfg := astarte.Config{
+		Realm: a.Realm(), DeviceID: "AJInS0w3VpWpuOqkXhgZdA", PairingURL: a.PairingURL(), RootCAs: a.CA().Pool(),
+		StoreDir: t.TempDir(), PairingToken: token,
+		OnRegister: func(_ context.Context, id string) error { approved = append(approved, id); return nil },
+	}
+	d := newDevice(t, a, cfg, retentionIface)
+	if err := d.Send(ctxT(t), retentionIface.Name, "/stored", int64(1)); err != nil {
+		t.Fatal(err)
+	}
+	a.WaitReceived(t, cfg.DeviceID, 1)
+	if err := d.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if len(approved) != 1 || approved[0] != cfg.DeviceID {
+		t.Errorf("OnRegister calls: %v", approved)
+	}
+	info, err := os.Stat(filepath.Join(cfg.StoreDir, pairing.SecretFile))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("stored secret: %v, %v (want mode 0600)", info, err)
+	}
+
+	cfg.PairingToken = "" // the first start used it; the device keeps going without it
+	d = newDevice(t, a, cfg, retentionIface)
+	if err := d.Send(ctxT(t), retentionIface.Name, "/stored", int64(2)); err != nil {
+		t.Fatal(err)
+	}
+	a.WaitReceived(t, cfg.DeviceID, 2)
+	if len(approved) != 1 {
+		t.Errorf("the device registered again: OnRegister calls %v", approved)
+	}
+}
+
+// A device the Pairing API knows as registered, but whose store holds no
+// secret, gets a typed error that says what to do; an application that
+// refuses the registration keeps the device from registering.
+func TestSelfRegistrationErrors(t *testing.T) {
+	a := astartetest.New(t, retentionIface)
+	token, err := pairing.AgentToken(a.RealmPrivateKeyPEM(), []string{"POST::agent/devices"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paired := testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA")
+	newDevice(t, a, paired, retentionIface) // obtains credentials: registered for good
+
+	cfg := astarte.Config{
+		Realm: a.Realm(), DeviceID: paired.DeviceID, PairingURL: a.PairingURL(), RootCAs: a.CA().Pool(),
+		StoreDir: t.TempDir(), PairingToken: token,
+	}
+	d, err := astarte.New(cfg, retentionIface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(ctxT(t))
+	err = d.Connect(ctxT(t))
+	if !errors.Is(err, pairing.ErrAlreadyRegistered) || !strings.Contains(err.Error(), "unregister it in Astarte") {
+		t.Errorf("Connect of an already registered device without its secret: %v", err)
+	}
+
+	refusal := errors.New("not on the production line")
+	cfg.DeviceID, cfg.StoreDir = "BBBBBBBBBBBBBBBBBBBBBA", t.TempDir()
+	cfg.OnRegister = func(context.Context, string) error { return refusal }
+	d2, err := astarte.New(cfg, retentionIface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close(ctxT(t))
+	if err := d2.Connect(ctxT(t)); !errors.Is(err, pairing.ErrRegistrationRefused) || !errors.Is(err, refusal) {
+		t.Errorf("Connect with a refused registration: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.StoreDir, pairing.SecretFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused registration stored a secret: %v", err)
+	}
+}
