@@ -43,6 +43,18 @@ func (r *ring) push(v volatileMsg) bool {
 	return false
 }
 
+// filter keeps the entries for which keep says true, in order.
+func (r *ring) filter(keep func(volatileMsg) bool) {
+	n := r.n
+	for range n {
+		v, _ := r.pop()
+		if keep(v) {
+			r.items[(r.head+r.n)%r.limit] = v
+			r.n++
+		}
+	}
+}
+
 // pop removes the oldest entry.
 func (r *ring) pop() (volatileMsg, bool) {
 	if r.n == 0 {

@@ -115,7 +115,7 @@ func (h *hook) ID() string { return "astartetest" }
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablish,
-		mqtt.OnSubscribed, mqtt.OnPublish, mqtt.OnDisconnect, mqtt.OnPacketRead,
+		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPublish, mqtt.OnDisconnect, mqtt.OnPacketRead,
 	}, []byte{b})
 }
 
@@ -194,6 +194,14 @@ func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
 		if i < len(codes) && codes[i] < 0x80 {
 			st.record("subscribe " + strings.TrimPrefix(f.Filter, string(cl.Properties.Username)+"/"))
 		}
+	}
+}
+
+// OnUnsubscribed records removed subscriptions.
+func (h *hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
+	st := h.a.state(deviceOf(cl))
+	for _, f := range pk.Filters {
+		st.record("unsubscribe " + strings.TrimPrefix(f.Filter, string(cl.Properties.Username)+"/"))
 	}
 }
 
