@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -192,13 +191,13 @@ type ifaceInfo struct {
 // handlers. It is safe for concurrent use; see the package documentation
 // for who owns what and how each method behaves in each state.
 type Device struct {
-	cfg           Config
-	log           *slog.Logger
-	base          string // "<realm>/<device_id>", the topic root
-	byName        map[string]*ifaceInfo
-	sorted        []*ifaceInfo
-	introspection string
-	buffers       sync.Pool // *msgBuf
+	cfg  Config
+	log  *slog.Logger
+	base string // "<realm>/<device_id>", the topic root
+	// reg is the interface set; AddInterfaces and RemoveInterfaces replace
+	// it as a whole (introspection.go).
+	reg     atomic.Pointer[registry]
+	buffers sync.Pool // *msgBuf
 
 	store     store.Store
 	ownsStore bool
@@ -212,6 +211,10 @@ type Device struct {
 	session *session
 	// wake tells the owner loop that senders queued something.
 	wake chan struct{}
+	// changes carries interface changes to the owner loop; changeMu lets
+	// one at a time through.
+	changes  chan *ifaceChange
+	changeMu sync.Mutex
 	// discards carries discard-retention messages to the owner loop.
 	discards chan outbound
 	incoming chan incoming
@@ -256,10 +259,10 @@ func New(cfg Config, interfaces ...*model.Interface) (*Device, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		base:     cfg.Realm + "/" + cfg.DeviceID,
-		byName:   map[string]*ifaceInfo{},
 		session:  newSession(),
 		wake:     make(chan struct{}, 1),
-		discards: make(chan outbound, 64),
+		changes:  make(chan *ifaceChange),
+		discards: make(chan outbound, 16),
 		closing:  make(chan struct{}),
 		incoming: make(chan incoming, 256),
 		handlers: map[string]HandlerFunc{},
@@ -273,17 +276,11 @@ func New(cfg Config, interfaces ...*model.Interface) (*Device, error) {
 		d.log = slog.New(slog.DiscardHandler)
 	}
 	d.log = d.log.With("device", d.base)
-	for _, i := range interfaces {
-		if err := d.addInterface(i); err != nil {
-			return nil, err
-		}
+	reg, err := newRegistry(d.base, interfaces)
+	if err != nil {
+		return nil, err
 	}
-	slices.SortFunc(d.sorted, func(a, b *ifaceInfo) int { return compareStrings(a.Name, b.Name) })
-	all := make([]*model.Interface, len(d.sorted))
-	for n, i := range d.sorted {
-		all[n] = i.Interface
-	}
-	d.introspection = model.Introspection(all)
+	d.reg.Store(reg)
 	d.buffers.New = func() any { return new(msgBuf) }
 	if err := d.openStore(); err != nil {
 		return nil, err
@@ -295,23 +292,13 @@ func New(cfg Config, interfaces ...*model.Interface) (*Device, error) {
 	creds := cfg.credentials
 	if creds == nil {
 		var err error
-		if creds, err = newPairingSource(cfg, d.log, all); err != nil {
+		if creds, err = newPairingSource(cfg, d.log, d.ifaces().interfaces()); err != nil {
 			d.closeStore()
 			return nil, err
 		}
 	}
 	d.creds = creds
 	return d, nil
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func checkConfig(cfg *Config) error {
@@ -366,27 +353,26 @@ func realmPattern(s string) bool {
 	return true
 }
 
-// addInterface checks a descriptor enough that the runtime can rely on it
-// (schema.Parse checks everything; hand-written descriptors may skip it).
-func (d *Device) addInterface(i *model.Interface) error {
+// buildInfo checks a descriptor enough that the runtime can rely on it
+// (schema.Parse checks everything; hand-written descriptors may skip it)
+// and precomputes what the device needs to send on its mappings. The device
+// keeps its own copy: the caller's descriptor may change afterwards.
+func buildInfo(base string, i *model.Interface) (*ifaceInfo, error) {
 	if i == nil {
-		return fmt.Errorf("%w: nil interface", ErrConfig)
-	}
-	if _, dup := d.byName[i.Name]; dup {
-		return fmt.Errorf("%w: interface %s given twice", ErrConfig, i.Name)
+		return nil, fmt.Errorf("%w: nil interface", ErrConfig)
 	}
 	if len(i.Mappings) == 0 {
-		return fmt.Errorf("%w: interface %s has no mappings", ErrConfig, i.Name)
+		return nil, fmt.Errorf("%w: interface %s has no mappings", ErrConfig, i.Name)
 	}
-	i = i.Clone() // the caller's descriptor may change; the device's does not
+	i = i.Clone()
 	info := &ifaceInfo{Interface: i, levels: make([][]model.Level, len(i.Mappings))}
 	for n := range i.Mappings {
 		levels, err := model.ParseEndpoint(i.Mappings[n].Endpoint)
 		if err != nil {
-			return fmt.Errorf("%w: %s: %w", ErrConfig, i.Name, err)
+			return nil, fmt.Errorf("%w: %s: %w", ErrConfig, i.Name, err)
 		}
 		if !i.Mappings[n].Type.Valid() {
-			return fmt.Errorf("%w: %s%s: invalid type", ErrConfig, i.Name, i.Mappings[n].Endpoint)
+			return nil, fmt.Errorf("%w: %s%s: invalid type", ErrConfig, i.Name, i.Mappings[n].Endpoint)
 		}
 		info.levels[n] = levels
 	}
@@ -395,13 +381,11 @@ func (d *Device) addInterface(i *model.Interface) error {
 	}
 	info.topics = make([]string, len(i.Mappings))
 	for n, levels := range info.levels {
-		if topic, err := appendTopic(nil, d.base, i.Name, levels, nil); err == nil {
+		if topic, err := appendTopic(nil, base, i.Name, levels, nil); err == nil {
 			info.topics[n] = string(topic)
 		}
 	}
-	d.byName[i.Name] = info
-	d.sorted = append(d.sorted, info)
-	return nil
+	return info, nil
 }
 
 func (d *Device) openStore() error {
@@ -417,13 +401,22 @@ func (d *Device) openStore() error {
 	default:
 		d.store, d.ownsStore = store.NewMemory(store.WithCapacity(d.cfg.StoredCapacity)), true
 	}
-	keep := make(map[string]int, len(d.sorted))
-	for _, i := range d.sorted {
+	if err := d.prune(context.Background(), d.ifaces()); err != nil {
+		d.closeStore()
+		return err
+	}
+	return nil
+}
+
+// prune drops the stored data (properties, queued messages) of interfaces
+// reg does not have, or has with another major (spec §3.13, §3.14).
+func (d *Device) prune(ctx context.Context, reg *registry) error {
+	keep := make(map[string]int, len(reg.sorted))
+	for _, i := range reg.sorted {
 		keep[i.Name] = i.Major
 	}
-	props, msgs, err := d.store.Prune(context.Background(), keep)
+	props, msgs, err := d.store.Prune(ctx, keep)
 	if err != nil {
-		d.closeStore()
 		return fmt.Errorf("prune store: %w", err)
 	}
 	if props+msgs > 0 {
@@ -442,8 +435,8 @@ func (d *Device) closeStore() {
 
 // Interfaces returns copies of the device's interfaces, sorted by name.
 func (d *Device) Interfaces() []*model.Interface {
-	out := make([]*model.Interface, len(d.sorted))
-	for n, i := range d.sorted {
+	out := d.ifaces().interfaces()
+	for n, i := range out {
 		out[n] = i.Clone()
 	}
 	return out
@@ -455,7 +448,7 @@ func (d *Device) lookup(iface *model.Interface) (*ifaceInfo, error) {
 	if iface == nil {
 		return nil, fmt.Errorf("%w: nil", ErrUnknownInterface)
 	}
-	info, ok := d.byName[iface.Name]
+	info, ok := d.ifaces().byName[iface.Name]
 	switch {
 	case !ok || info.Major != iface.Major:
 		return nil, fmt.Errorf("%w: %s v%d", ErrUnknownInterface, iface.Name, iface.Major)

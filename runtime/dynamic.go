@@ -18,7 +18,7 @@ func WithTimestamp(t time.Time) SendOption { return func(o *sendOptions) { o.tim
 
 // resolve finds a device interface by name and matches path against it.
 func (d *Device) resolve(interfaceName, path string) (*ifaceInfo, model.Match, error) {
-	info, ok := d.byName[interfaceName]
+	info, ok := d.ifaces().byName[interfaceName]
 	if !ok {
 		return nil, model.Match{}, fmt.Errorf("%w: %s", ErrUnknownInterface, interfaceName)
 	}
@@ -30,7 +30,8 @@ func (d *Device) resolve(interfaceName, path string) (*ifaceInfo, model.Match, e
 }
 
 // Send is the dynamic API, for programs that load interfaces at run time: it
-// resolves interfaceName and path, checks value (see Payload.Any), and sends
+// resolves interfaceName and path, checks value (the Go type of the mapping's Astarte type, other numeric
+// kinds when the value fits, map[string]any keyed by last level for an object), and sends
 // a datastream value or sets a property, with the same validation and
 // retention as generated senders.
 func (d *Device) Send(ctx context.Context, interfaceName, path string, value any, opts ...SendOption) error {
@@ -64,7 +65,7 @@ func (d *Device) PropertyAt(interfaceName, path string) (any, bool, error) {
 		return nil, false, err
 	}
 	if info.Type != model.Properties {
-		return nil, false, fmt.Errorf("%w: %s is a datastream", model.ErrMappingNotFound, info.Name)
+		return nil, false, fmt.Errorf("%w: %s is a datastream", ErrMappingNotFound, info.Name)
 	}
 	v, ok, err := d.readProperty(info, match, path)
 	if !ok || err != nil {

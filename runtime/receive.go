@@ -112,14 +112,14 @@ func (d *Device) dispatchLoop() {
 func (d *Device) dispatch(in incoming) error {
 	rest, ok := strings.CutPrefix(in.topic, d.base+"/")
 	if !ok {
-		return fmt.Errorf("%w: topic %q outside %s", model.ErrInvalidPath, in.topic, d.base)
+		return fmt.Errorf("%w: topic %q outside %s", ErrInvalidPath, in.topic, d.base)
 	}
 	if rest == "control/consumer/properties" {
 		return d.purgeServerProperties(in.payload)
 	}
 	name, path, _ := strings.Cut(rest, "/")
 	path = "/" + path
-	info, ok := d.byName[name]
+	info, ok := d.ifaces().byName[name]
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnknownInterface, name)
 	}
@@ -222,7 +222,7 @@ func (d *Device) purgeServerProperties(payload []byte) error {
 		keep[e] = true
 	}
 	ctx := context.Background()
-	for _, info := range d.sorted {
+	for _, info := range d.ifaces().sorted {
 		if info.Type != model.Properties || info.Ownership != model.OwnershipServer {
 			continue
 		}
