@@ -246,14 +246,23 @@ func (p *Payload) String(v string) *Payload {
 	return p
 }
 
-// BinaryBlob writes a binaryblob value. An empty blob is refused as an
-// individual value: Astarte reads an empty binary "v" as an unset.
+// BinaryBlob writes a binaryblob value. Astarte reads a payload whose "v"
+// is an empty binary and that has no "t" as an unset, so an empty blob is
+// refused as an individual value except on a datastream mapping with
+// explicit_timestamp (its payload always carries "t", and Astarte stores
+// the empty value); in object aggregations it is a value like any other.
+// A property is unset with Unset, never with an empty blob.
 func (p *Payload) BinaryBlob(v []byte) *Payload {
-	individual := p.iface != nil && p.iface.Aggregation == Individual
 	if k, ok := p.key(BinaryBlob); ok && p.ok(checkBlob(v)) {
-		if individual && len(v) == 0 {
-			p.invalid("empty binaryblob would read as an unset")
-			return p
+		if len(v) == 0 && p.iface.Aggregation == Individual {
+			switch {
+			case p.iface.Type == Properties:
+				p.invalid("an empty binaryblob would unset the property in Astarte; use Unset to unset it")
+				return p
+			case !p.iface.Mappings[p.mapping].ExplicitTimestamp:
+				p.invalid("an empty binaryblob without a timestamp reads as an unset in Astarte (the mapping has no explicit_timestamp)")
+				return p
+			}
 		}
 		p.buf = bsoncore.AppendBinaryElement(p.buf, k, 0, v)
 	}

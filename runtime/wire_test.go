@@ -202,7 +202,9 @@ func TestEncodeValidation(t *testing.T) {
 		{"bad UTF-8", one(String, false), func(p *Payload) { p.String("\xff") }, time.Time{}, ErrInvalidValue},
 		{"long string", one(String, false), func(p *Payload) { p.String(strings.Repeat("x", 65537)) }, time.Time{}, ErrInvalidValue},
 		{"long blob", one(BinaryBlob, false), func(p *Payload) { p.BinaryBlob(make([]byte, 65537)) }, time.Time{}, ErrInvalidValue},
-		{"empty blob", one(BinaryBlob, false), func(p *Payload) { p.BinaryBlob(nil) }, time.Time{}, ErrInvalidValue},
+		{"empty blob without timestamp", one(BinaryBlob, false), func(p *Payload) { p.BinaryBlob(nil) }, time.Time{}, ErrInvalidValue},
+		{"empty blob property", &Interface{Name: "org.x.P", Major: 1, Type: Properties, Ownership: OwnershipDevice,
+			Mappings: []Mapping{{Endpoint: "/v", Type: BinaryBlob}}}, func(p *Payload) { p.BinaryBlob([]byte{}) }, time.Time{}, ErrInvalidValue},
 		{"long array", one(BooleanArray, false), func(p *Payload) { p.BooleanArray(make([]bool, 1025)) }, time.Time{}, ErrInvalidValue},
 		{"wrong type", one(Double, false), func(p *Payload) { p.Integer(1) }, time.Time{}, ErrTypeMismatch},
 		{"Any wrong type", one(Integer, false), func(p *Payload) { p.Any("1") }, time.Time{}, ErrTypeMismatch},
@@ -234,6 +236,25 @@ func TestEncodeValidation(t *testing.T) {
 	p.Reset(one(Double, false), 0)
 	if _, err := p.Double(math.SmallestNonzeroFloat64).Finish(time.Time{}); err != nil {
 		t.Errorf("subnormal double: %v", err)
+	}
+	// Empty values Astarte stores (spec §3.5.4: only "v" as an empty
+	// binary without "t" reads as an unset): an empty blob with its
+	// timestamp, in an object, empty arrays.
+	p.Reset(one(BinaryBlob, true), 0)
+	if b, err := p.BinaryBlob(nil).Finish(time.UnixMilli(1)); err != nil || !bytes.Contains(b, []byte{'t', 0}) {
+		t.Errorf("empty blob with a timestamp: %x, %v", b, err)
+	}
+	blobObj := &Interface{Name: "o.B", Type: Datastream, Aggregation: Object, Mappings: []Mapping{{Endpoint: "/s/b", Type: BinaryBlob}}}
+	p.Reset(blobObj, 0)
+	if _, err := p.Field(0).BinaryBlob(nil).Finish(time.Time{}); err != nil {
+		t.Errorf("empty blob in an object: %v", err)
+	}
+	for vt, empty := range map[ValueType]any{IntegerArray: []int32{}, DoubleArray: []float64{}, StringArray: []string{},
+		BinaryBlobArray: [][]byte{}, BooleanArray: []bool{}, DateTimeArray: []time.Time{}, LongIntegerArray: []int64{}} {
+		p.Reset(one(vt, false), 0)
+		if _, err := p.Any(empty).Finish(time.Time{}); err != nil {
+			t.Errorf("empty %v: %v", vt, err)
+		}
 	}
 }
 
