@@ -57,6 +57,8 @@ type Bolt struct {
 	acked   map[uint64]struct{} // acked, deletion not yet committed
 	closed  bool
 	syncErr error // the last periodic flush failed (WithSyncInterval)
+	// unsynced says commits were written since the last periodic flush.
+	unsynced atomic.Bool
 }
 
 // writeReq is one Enqueue (msgs) or a flush of pending acks (msgs nil).
@@ -241,6 +243,9 @@ func (b *Bolt) Enqueue(ctx context.Context, msgs ...*Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
+	if b.opts.syncInterval > 0 {
+		return b.enqueueNow(msgs)
+	}
 	req := &writeReq{msgs: msgs, err: make(chan error, 1)}
 	select {
 	case b.reqs <- req:
@@ -265,6 +270,48 @@ func (b *Bolt) Enqueue(ctx context.Context, msgs ...*Message) error {
 	}
 }
 
+// enqueueNow commits msgs in the caller's goroutine. With a sync interval
+// there is no fsync for concurrent senders to share, so the hop to the
+// writer would only add latency; bbolt serialises the transactions.
+func (b *Bolt) enqueueNow(msgs []*Message) error {
+	if b.isClosed() {
+		return ErrClosed
+	}
+	if err := b.takeSyncErr(); err != nil {
+		return err
+	}
+	n := int64(len(msgs))
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		if b.count.Load()+n > int64(b.opts.capacity) {
+			return ErrFull
+		}
+		return putMessages(tx.Bucket(bucketQueue), msgs)
+	})
+	switch {
+	case errors.Is(err, ErrFull):
+		return ErrFull
+	case errors.Is(err, bolt.ErrDatabaseNotOpen):
+		return ErrClosed
+	case err != nil:
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	b.count.Add(n)
+	b.unsynced.Store(true)
+	return nil
+}
+
+// takeSyncErr returns, once, the error of a failed periodic flush.
+func (b *Bolt) takeSyncErr() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	err := b.syncErr
+	b.syncErr = nil
+	if err != nil {
+		return fmt.Errorf("store: flushing to disk: %w", err)
+	}
+	return nil
+}
+
 // writer commits queued requests in groups until Close. With a sync
 // interval it also flushes the file to the disk on that period, when
 // something was committed since the last flush, and once more at Close.
@@ -276,16 +323,14 @@ func (b *Bolt) writer() {
 		defer t.Stop()
 		tick = t.C
 	}
-	dirty := false
 	for {
 		var batch []*writeReq
 		select {
 		case r := <-b.reqs:
 			batch = append(batch, r)
 		case <-tick:
-			if dirty {
+			if b.unsynced.Swap(false) {
 				b.sync()
-				dirty = false
 			}
 			continue
 		case <-b.closing:
@@ -296,7 +341,7 @@ func (b *Bolt) writer() {
 			return
 		}
 		b.commit(b.drainRequests(batch))
-		dirty = true
+		b.unsynced.Store(true)
 	}
 }
 
@@ -334,15 +379,11 @@ func (b *Bolt) commit(batch []*writeReq) {
 	}
 	b.mu.Unlock()
 	results := make([]error, len(batch))
-	b.mu.Lock()
-	syncErr := b.syncErr
-	b.syncErr = nil
-	b.mu.Unlock()
-	if syncErr != nil {
+	if err := b.takeSyncErr(); err != nil {
 		// Report it once, to the senders of this commit: the disk refused a
 		// flush, and what they queue now may not survive a power loss.
 		for _, r := range batch {
-			r.err <- fmt.Errorf("store: flushing to disk: %w", syncErr)
+			r.err <- err
 		}
 		return
 	}
