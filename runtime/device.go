@@ -22,8 +22,24 @@ type Config struct {
 	Realm    string
 	DeviceID string
 	// CredentialsSecret authenticates the device to the Pairing API. It is
-	// never logged.
+	// never logged. Leave it empty for a device that registers itself (see
+	// PairingToken).
 	CredentialsSecret string
+	// PairingToken lets a device without a CredentialsSecret register itself
+	// on its first start: an agent JWT allowing POST::agent/devices. The
+	// device then keeps the secret it obtained in StoreDir (0600, file
+	// pairing.SecretFile) and never registers again while that file is
+	// there; the token is not needed after the first start. Requires
+	// StoreDir.
+	PairingToken string
+	// PairingRealmKey, instead of PairingToken, is the realm's private key
+	// (PEM) to sign such a token. It grants every agent right: use it on a
+	// provisioning station, not on devices in the field.
+	PairingRealmKey []byte
+	// OnRegister, when set, is called before the device registers itself,
+	// to approve (nil) or refuse (an error, which Connect then returns,
+	// wrapping pairing.ErrRegistrationRefused) or to observe provisioning.
+	OnRegister func(ctx context.Context, deviceID string) error
 	// PairingURL is the Pairing API base URL, e.g.
 	// "https://api.astarte.example.com/pairing". http:// is refused unless
 	// AllowInsecurePairing is set.
@@ -78,9 +94,10 @@ type Config struct {
 	SyncInterval time.Duration
 	// Logger receives the runtime's logs; nil discards them.
 	Logger *slog.Logger
-	// OnStateChange, when set, is called on every connection state change.
-	// It must not block.
-	OnStateChange func(State)
+	// OnStateChange, when set, receives the device's Status on every
+	// connection state change and when the Pairing API reports the
+	// credentials inhibited or no longer inhibited. It must not block.
+	OnStateChange func(Status)
 	// OnError, when set, receives errors that have no caller to return to,
 	// each an *Error saying what failed (invalid data from the server, a
 	// handler's error, a dead letter, a failed connection attempt). It must
@@ -131,6 +148,34 @@ type credentialSource interface {
 	// never); renew replaces it.
 	renewAt() time.Time
 	renew(ctx context.Context) error
+	// status reports the certificate in use and whether the Pairing API
+	// last said the credentials are inhibited.
+	status() credentialStatus
+}
+
+// credentialStatus is what a credentialSource knows for Status.
+type credentialStatus struct {
+	expiry    time.Time // of the certificate in use; zero: none
+	inhibited bool
+}
+
+// Status is a snapshot of a device's identity, connection and credentials.
+type Status struct {
+	DeviceID string
+	State    State
+	// Since is when the device entered State.
+	Since time.Time
+	// Paired says the device holds a client certificate; it expires at
+	// CertificateExpiry.
+	Paired            bool
+	CertificateExpiry time.Time
+	// Inhibited says the Pairing API's last answer was that an operator
+	// inhibited the device's credentials: it keeps connecting with the
+	// certificate it holds, but cannot obtain a new one.
+	Inhibited bool
+	// LastError is why the last connection ended or the last attempt to
+	// connect failed (nil: none yet, or the device ended it itself).
+	LastError error
 }
 
 // ifaceInfo is an interface with what the device precomputes about it.
@@ -182,7 +227,8 @@ type Device struct {
 	volatile ring
 	dirty    map[store.PropertyKey]bool // device properties to publish; true: even if sent
 	handlers map[string]HandlerFunc
-	lastErr  error // cause of the last failed connection attempt
+	lastErr  error     // cause of the last lost connection or failed attempt
+	since    time.Time // when state was entered
 	// progress is closed and replaced whenever queued data was settled or
 	// the state changed, while Flush calls (flushers) wait on it.
 	progress chan struct{}
@@ -221,6 +267,7 @@ func New(cfg Config, interfaces ...*Interface) (*Device, error) {
 		dirty:    map[store.PropertyKey]bool{},
 		volatile: ring{limit: cfg.VolatileCapacity},
 		progress: make(chan struct{}),
+		since:    time.Now(),
 	}
 	d.handlerCtx, d.cancelHandler = context.WithCancel(context.Background())
 	if d.log == nil {
@@ -249,7 +296,7 @@ func New(cfg Config, interfaces ...*Interface) (*Device, error) {
 	creds := cfg.credentials
 	if creds == nil {
 		var err error
-		if creds, err = newPairingSource(cfg, d.log); err != nil {
+		if creds, err = newPairingSource(cfg, d.log, all); err != nil {
 			d.closeStore()
 			return nil, err
 		}
@@ -274,6 +321,9 @@ func checkConfig(cfg *Config) error {
 	}
 	if err := CheckParameter(cfg.DeviceID); err != nil || cfg.DeviceID == "" {
 		return fmt.Errorf("%w: device ID %q", ErrConfig, cfg.DeviceID)
+	}
+	if cfg.CredentialsSecret == "" && (cfg.PairingToken != "" || len(cfg.PairingRealmKey) > 0) && cfg.StoreDir == "" {
+		return fmt.Errorf("%w: a device that registers itself needs StoreDir to keep its credentials secret", ErrConfig)
 	}
 	if cfg.KeepAlive == 0 {
 		cfg.KeepAlive = 30 * time.Second
@@ -451,16 +501,37 @@ func (d *Device) setState(s State) {
 	d.mu.Lock()
 	changed := d.state != s && d.state != Closed
 	if changed {
-		d.state = s
+		d.state, d.since = s, time.Now()
 		d.online.Store(s == Connected)
 		d.progressed()
 	}
 	d.mu.Unlock()
 	if changed {
 		d.log.Info("connection state", "state", s.String())
-		if d.cfg.OnStateChange != nil {
-			d.cfg.OnStateChange(s)
-		}
+		d.notifyStatus()
+	}
+}
+
+// notifyStatus delivers the status to the state hook.
+func (d *Device) notifyStatus() {
+	if d.cfg.OnStateChange != nil {
+		d.cfg.OnStateChange(d.Status())
+	}
+}
+
+// DeviceID returns the device's ID.
+func (d *Device) DeviceID() string { return d.cfg.DeviceID }
+
+// Status returns the device's current status; it may be called at any
+// time, also after Close.
+func (d *Device) Status() Status {
+	cs := d.creds.status()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return Status{
+		DeviceID: d.cfg.DeviceID, State: d.state, Since: d.since,
+		Paired: !cs.expiry.IsZero(), CertificateExpiry: cs.expiry, Inhibited: cs.inhibited,
+		LastError: d.lastErr,
 	}
 }
 
@@ -509,7 +580,7 @@ func (d *Device) Close(ctx context.Context) error {
 		d.mu.Unlock()
 		return ErrClosed
 	}
-	d.state = Closed
+	d.state, d.since = Closed, time.Now()
 	d.online.Store(false)
 	d.progressed()
 	d.mu.Unlock()
@@ -527,8 +598,6 @@ func (d *Device) Close(ctx context.Context) error {
 		err = fmt.Errorf("astarte: close: %w: a handler or the connection was still running; the store was released anyway", ctx.Err())
 	}
 	d.closeStore()
-	if d.cfg.OnStateChange != nil {
-		d.cfg.OnStateChange(Closed)
-	}
+	d.notifyStatus()
 	return err
 }
