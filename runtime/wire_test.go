@@ -216,6 +216,13 @@ func TestEncodeValidation(t *testing.T) {
 		{"field twice", obj, func(p *Payload) { p.Field(1).Integer(1).Field(1).Integer(2) }, time.Time{}, ErrInvalidValue},
 		{"object value without Field", obj, func(p *Payload) { p.Double(1) }, time.Time{}, ErrTypeMismatch},
 		{"Field on individual", one(Double, false), func(p *Payload) { p.Field(0) }, time.Time{}, ErrTypeMismatch},
+		{"datetime beyond BSON", one(DateTime, false), func(p *Payload) { p.DateTime(time.Date(300_000_000, 1, 1, 0, 0, 0, 0, time.UTC)) }, time.Time{}, ErrInvalidValue},
+		{"datetime before BSON", one(DateTime, false), func(p *Payload) { p.DateTime(time.Date(-300_000_000, 1, 1, 0, 0, 0, 0, time.UTC)) }, time.Time{}, ErrInvalidValue},
+		{"datetime array beyond BSON", one(DateTimeArray, false), func(p *Payload) {
+			p.DateTimeArray([]time.Time{time.Now(), time.Date(300_000_000, 1, 1, 0, 0, 0, 0, time.UTC)})
+		}, time.Time{}, ErrInvalidValue},
+		{"Any datetime beyond BSON", one(DateTime, false), func(p *Payload) { p.Any(time.Date(300_000_000, 1, 1, 0, 0, 0, 0, time.UTC)) }, time.Time{}, ErrInvalidValue},
+		{"timestamp beyond BSON", one(Double, true), func(p *Payload) { p.Double(1) }, time.Date(300_000_000, 1, 1, 0, 0, 0, 0, time.UTC), ErrInvalidValue},
 		{"unknown object key", obj, func(p *Payload) { p.Any(map[string]any{"b": 1, "zz": 2}) }, time.Time{}, ErrMappingNotFound},
 	}
 	var p Payload
@@ -230,6 +237,10 @@ func TestEncodeValidation(t *testing.T) {
 	p.Reset(one(String, false), 0)
 	if _, err := p.String(strings.Repeat("x", 65536)).Finish(time.Time{}); err != nil {
 		t.Errorf("65,536-byte string: %v", err)
+	}
+	p.Reset(one(DateTime, true), 0)
+	if _, err := p.DateTime(time.UnixMilli(math.MaxInt64)).Finish(time.UnixMilli(math.MinInt64)); err != nil {
+		t.Errorf("datetime and timestamp at the BSON limits: %v", err)
 	}
 	p.Reset(one(Double, false), 0)
 	if _, err := p.Double(math.SmallestNonzeroFloat64).Finish(time.Time{}); err != nil {
