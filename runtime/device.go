@@ -33,6 +33,10 @@ type Config struct {
 	// (properties, stored-retention queue). Empty: keep everything in memory
 	// (credentials are then re-obtained at every start).
 	StoreDir string
+	// KeepLoosePermissions keeps a store directory more open than 0700, or
+	// a private key or store file more open than 0600, reporting it in the
+	// log; by default New tightens them (and logs that it did).
+	KeepLoosePermissions bool
 	// Store overrides the store that StoreDir would select (tests, custom
 	// backends). The Device does not close a Store it was given.
 	Store store.Store
@@ -230,6 +234,11 @@ func New(cfg Config, interfaces ...*Interface) (*Device, error) {
 	}
 	d.introspection = Introspection(all)
 	d.messages.New = func() any { return &Message{d: d} }
+	if cfg.StoreDir != "" {
+		if err := checkPermissions(cfg.StoreDir, cfg.KeepLoosePermissions, d.log); err != nil {
+			return nil, err
+		}
+	}
 	if err := d.openStore(); err != nil {
 		return nil, err
 	}
