@@ -165,7 +165,9 @@ type Device struct {
 	// discards carries discard-retention messages to the owner loop.
 	discards chan outbound
 	incoming chan incoming
-	closing  chan struct{} // closed by Close
+	// inBytes bounds the payload bytes queued in incoming.
+	inBytes *byteBudget
+	closing chan struct{} // closed by Close
 	// handlerCtx is the context handlers run with; Close cancels it.
 	handlerCtx    context.Context
 	cancelHandler context.CancelFunc
@@ -212,6 +214,7 @@ func New(cfg Config, interfaces ...*Interface) (*Device, error) {
 		discards: make(chan outbound, 64),
 		closing:  make(chan struct{}),
 		incoming: make(chan incoming, 256),
+		inBytes:  newByteBudget(maxIncomingBytes),
 		handlers: map[string]HandlerFunc{},
 		dirty:    map[store.PropertyKey]bool{},
 		volatile: ring{limit: cfg.VolatileCapacity},

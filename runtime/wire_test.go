@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"math"
+	goruntime "runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -114,9 +116,58 @@ func TestPurgeVectors(t *testing.T) {
 }
 
 func TestPurgeSizeCap(t *testing.T) {
-	big := EncodePurge([]string{strings.Repeat("a", MaxPurgeSize+1)})
-	if _, err := DecodePurge(big); !errors.Is(err, ErrInvalidPayload) {
+	entries := make([]string, MaxPurgeSize/200+1)
+	for i := range entries {
+		entries[i] = strings.Repeat("a", 199)
+	}
+	if _, err := DecodePurge(EncodePurge(entries)); !errors.Is(err, ErrInvalidPayload) || !strings.Contains(err.Error(), "inflates beyond") {
 		t.Errorf("oversized purge list: %v", err)
+	}
+}
+
+// amplifyingPurge is a small message that inflates to 10 MiB of ";":
+// ten million empty entries.
+func amplifyingPurge() []byte { return EncodePurge([]string{strings.Repeat(";", MaxPurgeSize-1)}) }
+
+// TestPurgeBoundedWork: a purge list beyond MaxPurgeEntries entries or
+// with an entry beyond MaxPurgeEntryLength bytes is refused, and refusing
+// the amplifying one allocates little (it used to cost ~600 MB).
+func TestPurgeBoundedWork(t *testing.T) {
+	bomb := amplifyingPurge()
+	if len(bomb) > 16<<10 {
+		t.Fatalf("bomb of %d bytes, want a small one", len(bomb))
+	}
+	var before, after goruntime.MemStats
+	goruntime.ReadMemStats(&before)
+	_, err := DecodePurge(bomb)
+	goruntime.ReadMemStats(&after)
+	if !errors.Is(err, ErrInvalidPayload) || !strings.Contains(err.Error(), "more than 100000 entries") {
+		t.Errorf("amplifying purge list: %v", err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+		t.Errorf("refusing the amplifying purge list allocated %d bytes", alloc)
+	}
+	long := EncodePurge([]string{"org.x.P/" + strings.Repeat("a", MaxPurgeEntryLength-7)})
+	if _, err := DecodePurge(long); !errors.Is(err, ErrInvalidPayload) || !strings.Contains(err.Error(), "longer than 4096") {
+		t.Errorf("entry of %d bytes: %v", MaxPurgeEntryLength+1, err)
+	}
+	// At the limits it is accepted.
+	atLimit := make([]string, MaxPurgeEntries)
+	for i := range atLimit {
+		atLimit[i] = "org.x.P/" + strconv.Itoa(i)
+	}
+	atLimit[0] = "org.x.P/" + strings.Repeat("a", MaxPurgeEntryLength-8)
+	got, err := DecodePurge(EncodePurge(atLimit))
+	if err != nil || !cmp.Equal(got, atLimit) {
+		t.Errorf("purge list at the limits: %d entries, %v", len(got), err)
+	}
+}
+
+func BenchmarkDecodePurgeAmplifying(b *testing.B) {
+	bomb := amplifyingPurge()
+	b.ReportAllocs()
+	for b.Loop() {
+		_, _ = DecodePurge(bomb)
 	}
 }
 
