@@ -33,6 +33,10 @@ type Config struct {
 	// (properties, stored-retention queue). Empty: keep everything in memory
 	// (credentials are then re-obtained at every start).
 	StoreDir string
+	// DamagedStore says what New does with a damaged store file: by
+	// default it is moved aside and the device starts with an empty store,
+	// reported at ERROR and through OnError (see DamagedStorePolicy).
+	DamagedStore DamagedStorePolicy
 	// KeepLoosePermissions keeps a store directory more open than 0700, or
 	// a private key or store file more open than 0600, reporting it in the
 	// log; by default New tightens them (and logs that it did).
@@ -363,7 +367,7 @@ func (d *Device) openStore() error {
 	case d.cfg.Store != nil:
 		d.store = d.cfg.Store
 	case d.cfg.StoreDir != "":
-		s, err := store.OpenBolt(d.cfg.StoreDir, store.WithCapacity(d.cfg.StoredCapacity))
+		s, err := d.openBolt()
 		if err != nil {
 			return fmt.Errorf("open store: %w", err)
 		}
@@ -485,7 +489,7 @@ func (d *Device) State() State {
 
 // report sends an error that has no caller to the log and OnError.
 func (d *Device) report(err *Error) {
-	d.log.Warn(err.Op, "interface", err.Interface, "path", err.Path, "err", err.Err)
+	d.log.Log(context.Background(), reportLevel(err), err.Op, "interface", err.Interface, "path", err.Path, "err", err.Err)
 	if d.cfg.OnError != nil {
 		d.cfg.OnError(err)
 	}

@@ -56,11 +56,14 @@ var (
 	// ErrHandler: an application handler returned an error.
 	ErrHandler = errors.New("handler failed")
 	// ErrDeadLetter: a stored message was moved to the dead letters because
-	// the server kept dropping the connection right after it.
+	// the server kept dropping the connection right after it, or an entry
+	// of the store (message or property value) failed its checksum (the
+	// cause then wraps store.ErrDamaged).
 	ErrDeadLetter = errors.New("stored message moved to the dead letters")
 	// ErrConnection: a connection attempt failed (the device retries).
 	ErrConnection = errors.New("connection attempt failed")
-	// ErrStore: the store failed while settling queued data.
+	// ErrStore: the store failed while settling queued data, or its file
+	// was damaged and moved aside (the cause wraps *store.DamagedError).
 	ErrStore = errors.New("store failure")
 )
 

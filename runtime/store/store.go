@@ -26,7 +26,10 @@ const DefaultCapacity = 1_000_000
 // Option configures a store.
 type Option func(*options)
 
-type options struct{ capacity int }
+type options struct {
+	capacity  int
+	onCorrupt func(DeadLetter)
+}
 
 func newOptions(opts []Option) options {
 	o := options{capacity: DefaultCapacity}
@@ -45,6 +48,13 @@ func WithCapacity(n int) Option {
 			o.capacity = n
 		}
 	}
+}
+
+// WithCorruptionHandler sets a function told of every entry (queue
+// message or property value) that failed its checksum and was moved to the
+// dead letters, at open or later. It must not block or call the store.
+func WithCorruptionHandler(f func(DeadLetter)) Option {
+	return func(o *options) { o.onCorrupt = f }
 }
 
 // PropertyKey identifies a property value.
