@@ -162,8 +162,8 @@ func TestDamagedStoreNeverCrashes(t *testing.T) {
 				}
 			}
 			// With FailOnDamagedStore, New fails with the typed error and
-			// leaves the file alone.
-			if out.Quarantined {
+			// leaves the file alone (checked on the first few).
+			if out.Quarantined && quarantined <= 4 {
 				if err := c.apply(filepath.Join(dir, store.FileName+".fail"), pristine); err != nil {
 					t.Fatal(err)
 				}
@@ -185,7 +185,10 @@ func TestDamagedStoreNeverCrashes(t *testing.T) {
 func runStoreChild(t *testing.T, dir, policy string) storeOutcome {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestDamagedStoreNeverCrashes$")
-	cmd.Env = append(os.Environ(), storeChildEnv+"="+dir, "ASTARTE_FAULT_POLICY="+policy)
+	// The race detector sleeps a second before a process exits
+	// (atexit_sleep_ms); the children have no goroutines left to wait for.
+	cmd.Env = append(os.Environ(), storeChildEnv+"="+dir, "ASTARTE_FAULT_POLICY="+policy,
+		"GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -57,6 +57,12 @@ const (
 // so that its CPU and memory stay bounded whatever the payload. Errors wrap
 // ErrInvalidPayload.
 func DecodePurge(payload []byte) ([]string, error) {
+	return decodePurge(payload, MaxPurgeEntries, MaxPurgeEntryLength)
+}
+
+// decodePurge is DecodePurge with the entry limits as parameters (tests
+// check the limits' edges on small lists).
+func decodePurge(payload []byte, maxEntries, maxEntryLength int) ([]string, error) {
 	if len(payload) < 4 {
 		return nil, fmt.Errorf("%w: purge list of %d bytes, shorter than its header", ErrInvalidPayload, len(payload))
 	}
@@ -70,7 +76,7 @@ func DecodePurge(payload []byte) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: purge list: %v", ErrInvalidPayload, err)
 	}
-	r := bufio.NewReaderSize(io.LimitReader(z, MaxPurgeSize+1), MaxPurgeEntryLength+1)
+	r := bufio.NewReaderSize(io.LimitReader(z, MaxPurgeSize+1), maxEntryLength+1)
 	var entries []string
 	size := 0
 	for {
@@ -80,15 +86,15 @@ func DecodePurge(payload []byte) ([]string, error) {
 		case size > MaxPurgeSize:
 			return nil, fmt.Errorf("%w: purge list inflates beyond %d bytes", ErrInvalidPayload, MaxPurgeSize)
 		case errors.Is(err, bufio.ErrBufferFull):
-			return nil, fmt.Errorf("%w: purge list entry %d is longer than %d bytes", ErrInvalidPayload, len(entries)+1, MaxPurgeEntryLength)
+			return nil, fmt.Errorf("%w: purge list entry %d is longer than %d bytes", ErrInvalidPayload, len(entries)+1, maxEntryLength)
 		case err != nil && err != io.EOF:
 			return nil, fmt.Errorf("%w: purge list: %v", ErrInvalidPayload, err)
-		case len(entries) == MaxPurgeEntries:
-			return nil, fmt.Errorf("%w: purge list has more than %d entries", ErrInvalidPayload, MaxPurgeEntries)
+		case len(entries) == maxEntries:
+			return nil, fmt.Errorf("%w: purge list has more than %d entries", ErrInvalidPayload, maxEntries)
 		}
 		text := bytes.TrimSuffix(entry, []byte{';'})
-		if len(text) > MaxPurgeEntryLength {
-			return nil, fmt.Errorf("%w: purge list entry %d is longer than %d bytes", ErrInvalidPayload, len(entries)+1, MaxPurgeEntryLength)
+		if len(text) > maxEntryLength {
+			return nil, fmt.Errorf("%w: purge list entry %d is longer than %d bytes", ErrInvalidPayload, len(entries)+1, maxEntryLength)
 		}
 		if !utf8.Valid(text) {
 			return nil, fmt.Errorf("%w: purge list entry %d is not UTF-8", ErrInvalidPayload, len(entries)+1)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	goruntime "runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -116,9 +117,9 @@ func TestPurgeVectors(t *testing.T) {
 }
 
 func TestPurgeSizeCap(t *testing.T) {
-	entries := make([]string, MaxPurgeSize/200+1)
+	entries := make([]string, MaxPurgeSize/MaxPurgeEntryLength+1)
 	for i := range entries {
-		entries[i] = strings.Repeat("a", 199)
+		entries[i] = strings.Repeat("a", MaxPurgeEntryLength-1)
 	}
 	if _, err := DecodePurge(EncodePurge(entries)); !errors.Is(err, ErrInvalidPayload) || !strings.Contains(err.Error(), "inflates beyond") {
 		t.Errorf("oversized purge list: %v", err)
@@ -151,15 +152,19 @@ func TestPurgeBoundedWork(t *testing.T) {
 	if _, err := DecodePurge(long); !errors.Is(err, ErrInvalidPayload) || !strings.Contains(err.Error(), "longer than 4096") {
 		t.Errorf("entry of %d bytes: %v", MaxPurgeEntryLength+1, err)
 	}
-	// At the limits it is accepted.
-	atLimit := make([]string, MaxPurgeEntries)
+	// At the limits a list is accepted; one more entry is not (checked
+	// with smaller limits: 100,000 entries are slow under -race).
+	atLimit := make([]string, 1000)
 	for i := range atLimit {
 		atLimit[i] = "org.x.P/" + strconv.Itoa(i)
 	}
-	atLimit[0] = "org.x.P/" + strings.Repeat("a", MaxPurgeEntryLength-8)
-	got, err := DecodePurge(EncodePurge(atLimit))
-	if err != nil || !cmp.Equal(got, atLimit) {
+	atLimit[0] = "org.x.P/" + strings.Repeat("a", 100-8)
+	got, err := decodePurge(EncodePurge(atLimit), 1000, 100)
+	if err != nil || !slices.Equal(got, atLimit) {
 		t.Errorf("purge list at the limits: %d entries, %v", len(got), err)
+	}
+	if _, err := decodePurge(EncodePurge(append(atLimit, "org.x.P/x")), 1000, 100); !errors.Is(err, ErrInvalidPayload) {
+		t.Errorf("one entry beyond the limit: %v", err)
 	}
 }
 
