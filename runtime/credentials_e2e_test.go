@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -104,5 +105,43 @@ func TestLogsNeverHoldSecrets(t *testing.T) {
 		if strings.Contains(all, secret) {
 			t.Errorf("the %s appears in the logs", name)
 		}
+	}
+}
+
+// A device that restarts with a stored, unexpired certificate and broker
+// URL connects without asking the Pairing API anything (Astarte's guide:
+// connect first; pair only when the broker refuses). Reconnections don't
+// ask it either, so a fleet coming back after a broker outage leaves it
+// alone; and a device whose credentials an operator inhibited keeps
+// connecting with the certificate it holds.
+func TestStoredCertificateConnectsFirst(t *testing.T) {
+	a := astartetest.New(t, retentionIface)
+	cfg := testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA")
+	first, err := astarte.New(cfg, retentionIface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Connect(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	before := a.PairingRequests(cfg.DeviceID)
+	if before["credentials"] != 1 {
+		t.Fatalf("first start: %v pairing requests, want one certificate", before)
+	}
+
+	a.InhibitCredentials(cfg.DeviceID, true)
+	d := newDevice(t, a, cfg, retentionIface)
+	a.DropConnection(cfg.DeviceID)
+	a.WaitConnections(t, cfg.DeviceID, 3)
+	waitFor(t, func() bool { return d.State() == astarte.Connected })
+	if err := d.Send(ctxT(t), retentionIface.Name, "/stored", int64(1)); err != nil {
+		t.Fatal(err)
+	}
+	a.WaitReceived(t, cfg.DeviceID, 1)
+	if after := a.PairingRequests(cfg.DeviceID); !maps.Equal(before, after) {
+		t.Errorf("restart and reconnection asked the Pairing API: %v before, %v after", before, after)
 	}
 }

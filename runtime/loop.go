@@ -129,6 +129,7 @@ func (d *Device) run(ctx context.Context, ready chan<- error) {
 			d.report(&Error{Kind: ErrConnection, Err: err, Op: "connection attempt failed"})
 		}
 		if ctx.Err() != nil {
+			d.settleLast(&o)
 			d.setState(Disconnected)
 			return
 		}
@@ -209,42 +210,20 @@ func (d *Device) serve(ctx context.Context, c *conn, o *owner) {
 			return
 		}
 		d.pump(ctx, c, o)
-		discards := d.discards
-		if d.windowFull() || o.probing {
-			discards = nil // wait for acknowledgements first
-		}
+		// The writer takes discard messages itself, except while a probe
+		// must be alone in flight.
+		c.setDirect(!o.probing)
 		select {
 		case <-c.lost:
 		case <-ctx.Done():
 		case <-d.wake:
 			o.more = true
 		case <-d.session.signal:
-		case out := <-discards:
-			d.publishDiscards(ctx, c, out)
 		case <-renew.C:
 			if d.renew(ctx, c) {
 				return
 			}
 			renew = d.renewTimer()
-		}
-	}
-}
-
-// publishDiscards publishes out and the discard messages already waiting
-// behind it, as long as the window allows: a burst costs one turn of the
-// loop, not one per message.
-func (d *Device) publishDiscards(ctx context.Context, c *conn, out outbound) {
-	for n := 1; ; n++ {
-		if !d.write(ctx, c, writeReq{out: out}) {
-			return
-		}
-		if n == drainBatch || d.windowFull() {
-			return
-		}
-		select {
-		case out = <-d.discards:
-		default:
-			return
 		}
 	}
 }
@@ -285,6 +264,7 @@ func (d *Device) renew(ctx context.Context, c *conn) bool {
 func (d *Device) teardown(c *conn, o *owner) {
 	ended := c.ended.Load()
 	live := !c.isLost()
+	c.direct.Store(false)
 	close(c.reqs)
 	if live {
 		// The device ends a live connection (Close, renewal): let the
@@ -351,6 +331,15 @@ func (d *Device) judge(ctx context.Context, o *owner, sessionPresent bool) {
 	}
 }
 
+// settleLast applies the acknowledgements the last connection received
+// after the owner's last turn, so that Close leaves no acknowledged
+// message in the store for the next process to publish again.
+func (d *Device) settleLast(o *owner) {
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.WriteTimeout)
+	defer cancel()
+	d.settle(ctx, o)
+}
+
 // settle applies acknowledgements (removing stored messages, clearing
 // property marks) and requeues what a lost session orphaned.
 func (d *Device) settle(ctx context.Context, o *owner) {
@@ -374,6 +363,7 @@ func (d *Device) settle(ctx context.Context, o *owner) {
 		if err := d.store.Ack(ctx, ids...); err != nil && !d.isClosed() {
 			d.report(&Error{Kind: ErrStore, Err: err, Op: "removing acknowledged messages from the store"})
 		}
+		d.session.forget(ids)
 	}
 	for _, r := range orphans {
 		d.requeue(o, r)
