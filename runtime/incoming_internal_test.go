@@ -29,13 +29,7 @@ func (m rawMessage) Ack()              {}
 // slow handler), paho's router blocks once 4 MiB of payloads wait, not
 // after 256 full payloads (a flood of 1 MB messages used to hold 256 MB).
 func TestIncomingQueueBoundedInBytes(t *testing.T) {
-	iface := &Interface{Name: "org.x.S", Major: 1, Type: Datastream, Ownership: OwnershipServer,
-		Mappings: []Mapping{{Endpoint: "/v", Type: BinaryBlob}}}
-	d, err := New(Config{Realm: "test", DeviceID: "AJInS0w3VpWpuOqkXhgZdA", PairingURL: "https://127.0.0.1:1/p", Store: store.NewMemory()}, iface)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close(context.Background())
+	d := serverStreamDevice(t, BinaryBlob)
 	c := &conn{lost: make(chan struct{})}
 	const size, flood = 1 << 20, 40
 	var handed atomic.Int32
@@ -69,6 +63,19 @@ func TestIncomingQueueBoundedInBytes(t *testing.T) {
 	}
 }
 
+// serverStreamDevice is a device, never connected, with one server-owned
+// datastream org.x.S whose mapping /v has type vt.
+func serverStreamDevice(t *testing.T, vt ValueType) *Device {
+	t.Helper()
+	iface := &Interface{Name: "org.x.S", Major: 1, Type: Datastream, Ownership: OwnershipServer, Mappings: []Mapping{{Endpoint: "/v", Type: vt}}}
+	d, err := New(Config{Realm: "test", DeviceID: "AJInS0w3VpWpuOqkXhgZdA", PairingURL: "https://127.0.0.1:1/p", Store: store.NewMemory()}, iface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close(context.Background()) })
+	return d
+}
+
 func waitUntil(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -84,15 +91,9 @@ func waitUntil(t *testing.T, cond func() bool) {
 // that misroutes, or lies) is refused with the topic named, never
 // delivered as this device's data.
 func TestForeignTopicRefused(t *testing.T) {
-	iface := &Interface{Name: "org.x.S", Major: 1, Type: Datastream, Ownership: OwnershipServer,
-		Mappings: []Mapping{{Endpoint: "/v", Type: Double}}}
-	d, err := New(Config{Realm: "test", DeviceID: "AJInS0w3VpWpuOqkXhgZdA", PairingURL: "https://127.0.0.1:1/p", Store: store.NewMemory()}, iface)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close(context.Background())
+	d := serverStreamDevice(t, Double)
 	delivered := false
-	d.handlers[iface.Name] = func(context.Context, *Incoming) error { delivered = true; return nil }
+	d.handlers["org.x.S"] = func(context.Context, *Incoming) error { delivered = true; return nil }
 	payload := []byte{0x10, 0, 0, 0, 0x01, 'v', 0, 0, 0, 0, 0, 0, 0, 0xf8, 0x3f, 0}
 	for _, topic := range []string{"test/dvt9mLDaWb2vW7bdBJwKCg/org.x.S/v", "other/AJInS0w3VpWpuOqkXhgZdA/org.x.S/v", "test/AJInS0w3VpWpuOqkXhgZdAx/org.x.S/v"} {
 		if err := d.dispatch(incoming{topic: topic, payload: payload}); !errors.Is(err, ErrInvalidPath) || !strings.Contains(err.Error(), "outside test/AJInS0w3VpWpuOqkXhgZdA") {
