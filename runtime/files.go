@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 
 	"github.com/astarte-gen/astarte-gen/runtime/pairing"
 	"github.com/astarte-gen/astarte-gen/runtime/store"
@@ -17,6 +18,9 @@ import (
 // tightened to 0700/0600 (or only reported with keep), with a log line
 // either way. Missing files are fine: they are created private.
 func checkPermissions(dir string, keep bool, log *slog.Logger) error {
+	if goruntime.GOOS == "windows" {
+		return nil // permission bits there say little: access is by ACL
+	}
 	for _, f := range []struct {
 		path string
 		want fs.FileMode
