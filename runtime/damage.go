@@ -18,7 +18,9 @@ const (
 	// QuarantineDamagedStore, the default, moves the damaged file aside
 	// (astarte.db.damaged-<UTC time> in the store directory, kept for
 	// forensics; the newest three are kept), starts with an empty store, and
-	// reports it: an ERROR log line with the file's size and the reason, and
+	// reports it: an ERROR log line with the file's size, the reason and how
+	// many queued messages and property values could still be read from it
+	// (-1 when none could), and
 	// an *Error of kind ErrStore (wrapping the *store.DamagedError) through
 	// Config.OnError. What the file held (queued messages, properties,
 	// dead letters) is then only in the moved file; the device re-sends its
@@ -44,9 +46,16 @@ func (d *Device) openBolt() (*store.Bolt, error) {
 	if qerr != nil {
 		return nil, fmt.Errorf("%w (and %w)", err, qerr)
 	}
-	d.report(&Error{Kind: ErrStore, Err: fmt.Errorf("%w; moved to %s", damaged, moved),
-		Op: "store file damaged: moved aside, starting with an empty store (queued messages and properties it held are lost)"})
-	d.log.Error("store quarantined", "path", damaged.Path, "moved_to", moved, "bytes", damaged.Size, "reason", damaged.Reason)
+	// One ERROR line with what the moved file still holds (-1: unreadable),
+	// and the hook.
+	e := &Error{Kind: ErrStore, Err: fmt.Errorf("%w; moved to %s", damaged, moved),
+		Op: "store file damaged: moved aside, starting with an empty store"}
+	msgs, props := store.Count(moved)
+	d.log.Error(e.Op, "path", damaged.Path, "moved_to", moved, "bytes", damaged.Size, "reason", damaged.Reason,
+		"readable_messages", msgs, "readable_properties", props)
+	if d.cfg.OnError != nil {
+		d.cfg.OnError(e)
+	}
 	return store.OpenBolt(d.cfg.StoreDir, opts...)
 }
 

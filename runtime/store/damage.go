@@ -296,3 +296,33 @@ func (b *Bolt) reportCorrupt(moved []DeadLetter) {
 		b.opts.onCorrupt(d)
 	}
 }
+
+// Count tells how many queued messages and property values a store file
+// holds, reading what can be read of a damaged one (for the report of a
+// quarantine): -1 when the file cannot be read at all. It never crashes:
+// the file is checked first and read with faults turned into errors.
+func Count(path string) (msgs, props int) {
+	msgs, props = -1, -1
+	if precheck(path) != nil {
+		return msgs, props
+	}
+	var err error
+	func() {
+		defer guard(path, &err)()
+		db, openErr := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+		if openErr != nil {
+			return
+		}
+		defer db.Close()
+		_ = db.View(func(tx *bolt.Tx) error {
+			for name, n := range map[string]*int{string(bucketQueue): &msgs, string(bucketProps): &props} {
+				if bk := tx.Bucket([]byte(name)); bk != nil {
+					*n = 0
+					_ = bk.ForEach(func(_, _ []byte) error { *n++; return nil })
+				}
+			}
+			return nil
+		})
+	}()
+	return msgs, props
+}

@@ -202,6 +202,9 @@ func TestDamagedFileIsTypedError(t *testing.T) {
 	if !errors.As(err, &damaged) || !errors.Is(err, ErrDamaged) || damaged.Reason != "empty file" || damaged.Path != path {
 		t.Fatalf("OpenBolt on an empty file: %v", err)
 	}
+	if m, p := Count(path); m != -1 || p != -1 {
+		t.Errorf("Count of an empty file = %d, %d; want -1, -1", m, p)
+	}
 	for range 5 {
 		if _, err := os.Stat(path); err != nil {
 			if err := os.WriteFile(path, []byte("x"), 0o600); err != nil {
@@ -221,5 +224,11 @@ func TestDamagedFileIsTypedError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Enqueue(ctx, msg(1), msg(2)); err != nil {
+		t.Fatal(err)
+	}
 	s.Close()
+	if m, p := Count(path); m != 2 || p != 0 {
+		t.Errorf("Count of a store with 2 messages = %d, %d", m, p)
+	}
 }
