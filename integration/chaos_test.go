@@ -41,14 +41,8 @@ func TestChaosMosquitto(t *testing.T) {
 			}
 			cfg.StoreDir = t.TempDir()
 			cfg.ReconnectMin, cfg.ReconnectMax = 20*time.Millisecond, 200*time.Millisecond
-			cfg.VolatileCapacity = 1 << 20
-			cfg.MaxInFlight = 64
 			cfg.Logger = slog.New(slog.NewTextHandler(&testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-			chaos.Run(t, target, chaos.Options{Seed: seed, Duration: chaos.Duration(t)}, func(onError func(error)) (*runtime.Device, error) {
-				c := cfg
-				c.OnError = onError
-				return runtime.New(c, chaos.Data, chaos.Props, chaos.Commands)
-			})
+			chaos.Run(t, target, chaos.Options{Seed: seed, Duration: chaos.Duration(t)}, cfg)
 		})
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/astarte-gen/astarte-gen/internal/chaos"
-	astarte "github.com/astarte-gen/astarte-gen/runtime"
 	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
 )
 
@@ -19,14 +18,8 @@ func TestChaos(t *testing.T) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			a := astartetest.New(t, chaos.Installed, chaos.Props, chaos.Commands)
 			cfg := testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA")
-			cfg.VolatileCapacity = 1 << 20 // losses only by the capacity rule: none here
-			cfg.MaxInFlight = 64
 			target := &fakeTarget{a: a, id: cfg.DeviceID}
-			chaos.Run(t, target, chaos.Options{Seed: seed, Duration: chaos.Duration(t)}, func(onError func(error)) (*astarte.Device, error) {
-				c := cfg
-				c.OnError = onError
-				return astarte.New(c, chaos.Data, chaos.Props, chaos.Commands)
-			})
+			chaos.Run(t, target, chaos.Options{Seed: seed, Duration: chaos.Duration(t)}, cfg)
 		})
 	}
 }

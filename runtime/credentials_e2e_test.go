@@ -3,11 +3,13 @@ package runtime_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,4 +146,52 @@ func TestStoredCertificateConnectsFirst(t *testing.T) {
 	if after := a.PairingRequests(cfg.DeviceID); !maps.Equal(before, after) {
 		t.Errorf("restart and reconnection asked the Pairing API: %v before, %v after", before, after)
 	}
+}
+
+// Once connected, a device keeps no connection to the Pairing API open: it
+// needs it once per certificate, and an idle keep-alive connection would
+// hold a file descriptor per device for nothing.
+func TestNoIdlePairingConnection(t *testing.T) {
+	a := astartetest.New(t, retentionIface)
+	newDevice(t, a, testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA"), retentionIface)
+	a.WaitFor(t, "pairing connections closed", func() bool { return a.PairingConnections() == 0 })
+	if a.PairingRequests("AJInS0w3VpWpuOqkXhgZdA")["credentials"] != 1 {
+		t.Fatal("the device did not pair")
+	}
+}
+
+// When renewal falls due while the Pairing API refuses it (the operator
+// inhibited the device's credentials, or the API is down), the device stays
+// connected with the certificate it holds, reports the failure, and retries
+// with a growing delay, not in a tight loop.
+func TestRenewalRefusedBacksOff(t *testing.T) {
+	a := astartetest.New(t, retentionIface)
+	a.SetCertificateLifetime(time.Hour)
+	cfg := testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA")
+	cfg.RenewFraction = 0.0001 // due 0.36 s after issue
+	var failures atomic.Int32
+	cfg.OnError = func(err error) {
+		if errors.Is(err, astarte.ErrConnection) && errors.Is(err, pairing.ErrCredentialsInhibited) {
+			failures.Add(1)
+		}
+	}
+	a.InhibitCredentials(cfg.DeviceID, false)
+	d := newDevice(t, a, cfg, retentionIface)
+	a.InhibitCredentials(cfg.DeviceID, true)
+	a.WaitFor(t, "a renewal refused", func() bool { return failures.Load() >= 1 })
+	time.Sleep(2 * time.Second)
+	n := 0
+	for _, c := range a.PairingRequests(cfg.DeviceID) {
+		n += c
+	}
+	if n > 6 {
+		t.Errorf("%d Pairing API requests in about 2 s while inhibited (%v): a retry loop", n, a.PairingRequests(cfg.DeviceID))
+	}
+	if d.State() != astarte.Connected {
+		t.Errorf("state %v: the device should stay connected with its valid certificate", d.State())
+	}
+	if err := d.Send(ctxT(t), retentionIface.Name, "/stored", int64(5)); err != nil {
+		t.Fatal(err)
+	}
+	a.WaitReceived(t, cfg.DeviceID, 1)
 }

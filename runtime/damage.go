@@ -36,7 +36,8 @@ const (
 
 // openBolt opens the store in cfg.StoreDir under the damage policy.
 func (d *Device) openBolt() (*store.Bolt, error) {
-	opts := []store.Option{store.WithCapacity(d.cfg.StoredCapacity), store.WithCorruptionHandler(d.corruptEntry)}
+	opts := []store.Option{store.WithCapacity(d.cfg.StoredCapacity), store.WithSyncInterval(d.cfg.SyncInterval),
+		store.WithCorruptionHandler(d.corruptEntry)}
 	s, err := store.OpenBolt(d.cfg.StoreDir, opts...)
 	var damaged *store.DamagedError
 	if !errors.As(err, &damaged) || d.cfg.DamagedStore == FailOnDamagedStore {

@@ -38,6 +38,10 @@ type owner struct {
 	// more says the queues may hold something: senders woke the loop, or
 	// a cursor moved back, since the queues were last found empty.
 	more bool
+	// Renewal refused (credentials inhibited, Pairing API down): the
+	// device keeps its certificate and retries at renewRetry, backing off.
+	renewFailures int
+	renewRetry    time.Time
 }
 
 // Connect pairs if needed, connects, and returns once the device is
@@ -201,7 +205,7 @@ func (d *Device) awaitReleases(ctx context.Context, c *conn) error {
 // serve publishes queued data on c and settles acknowledgements until c is
 // lost, ctx ends, or the certificate is due for renewal.
 func (d *Device) serve(ctx context.Context, c *conn, o *owner) {
-	renew := d.renewTimer()
+	renew := d.renewTimer(o)
 	defer renew.Stop()
 	o.more = true
 	for {
@@ -220,10 +224,10 @@ func (d *Device) serve(ctx context.Context, c *conn, o *owner) {
 			o.more = true
 		case <-d.session.signal:
 		case <-renew.C:
-			if d.renew(ctx, c) {
+			if d.renew(ctx, c, o) {
 				return
 			}
-			renew = d.renewTimer()
+			renew = d.renewTimer(o)
 		}
 	}
 }
@@ -234,24 +238,44 @@ func (d *Device) windowFull() bool {
 	return d.session.inFlight()+int(d.handing.Load()) >= d.cfg.MaxInFlight
 }
 
-// renewTimer fires when the certificate is due for renewal (never when
-// the credentials say there is nothing to renew).
-func (d *Device) renewTimer() *time.Timer {
+// renewTimer fires when the certificate is due for renewal, or when a
+// refused renewal is to be tried again (never when the credentials say
+// there is nothing to renew).
+func (d *Device) renewTimer(o *owner) *time.Timer {
 	t := time.NewTimer(0)
 	t.Stop()
 	if at := d.creds.renewAt(); !at.IsZero() {
+		if o.renewRetry.After(at) {
+			at = o.renewRetry
+		}
 		t.Reset(max(time.Until(at), 0))
 	}
 	return t
 }
 
+// Retries of a refused renewal back off from renewRetryMin to
+// renewRetryMax: the certificate in use stays valid meanwhile, and an
+// inhibited device may wait days for an operator.
+const (
+	renewRetryMin = 10 * time.Second
+	renewRetryMax = time.Hour
+)
+
 // renew obtains a new certificate; the connection is then replaced so that
-// it uses it. It reports whether it ended the connection.
-func (d *Device) renew(ctx context.Context, c *conn) bool {
+// it uses it. It reports whether it ended the connection. A refusal is
+// reported, and retried later with a growing delay.
+func (d *Device) renew(ctx context.Context, c *conn, o *owner) bool {
 	if err := d.creds.renew(ctx); err != nil {
-		d.report(&Error{Kind: ErrConnection, Err: fmt.Errorf("renewing the client certificate: %w", err), Op: "certificate renewal failed"})
+		o.renewFailures++
+		delay := renewRetryMax
+		if o.renewFailures < 10 {
+			delay = min(renewRetryMin<<(o.renewFailures-1), renewRetryMax)
+		}
+		o.renewRetry = time.Now().Add(delay/2 + rand.N(delay/2+1))
+		d.report(&Error{Kind: ErrConnection, Err: fmt.Errorf("renewing the client certificate (next try in about %v): %w", delay.Round(time.Second), err), Op: "certificate renewal failed"})
 		return false
 	}
+	o.renewFailures, o.renewRetry = 0, time.Time{}
 	d.log.Info("client certificate renewed; reconnecting with it")
 	c.ended.Store(true) // teardown closes it
 	return true

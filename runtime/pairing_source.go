@@ -19,6 +19,10 @@ import (
 type pairingSource struct {
 	m   *pairing.Manager
 	log *slog.Logger
+	// transport is closed after each use: the Pairing API is needed once
+	// in a certificate's life, so an idle keep-alive connection would only
+	// hold a file descriptor (thousands of them in a simulator).
+	transport *http.Transport
 
 	mu   sync.Mutex
 	leaf *x509.Certificate // the certificate in use
@@ -52,7 +56,7 @@ func newPairingSource(cfg Config, log *slog.Logger) (credentialSource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	return &pairingSource{m: m, log: log}, nil
+	return &pairingSource{m: m, log: log, transport: transport}, nil
 }
 
 // permanentPairing marks the pairing errors that retrying cannot fix.
@@ -65,6 +69,7 @@ func permanentPairing(err error) error {
 }
 
 func (s *pairingSource) credentials(ctx context.Context) (tls.Certificate, string, error) {
+	defer s.transport.CloseIdleConnections()
 	c, err := s.m.Ensure(ctx)
 	if err != nil {
 		return tls.Certificate{}, "", permanentPairing(err)
@@ -106,6 +111,7 @@ func (s *pairingSource) renewAt() time.Time {
 }
 
 func (s *pairingSource) renew(ctx context.Context) error {
+	defer s.transport.CloseIdleConnections()
 	c, err := s.m.Renew(ctx)
 	if err != nil {
 		return err
@@ -117,6 +123,7 @@ func (s *pairingSource) renew(ctx context.Context) error {
 // rejected follows the Astarte guide: ask the Pairing API whether the
 // certificate is still valid, and obtain a new one if it is not.
 func (s *pairingSource) rejected(ctx context.Context, cause error) error {
+	defer s.transport.CloseIdleConnections()
 	v, err := s.m.Verify(ctx)
 	if err != nil {
 		return permanentPairing(err)

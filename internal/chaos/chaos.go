@@ -167,11 +167,6 @@ type Options struct {
 	Duration time.Duration // of the chaos phase; 0 means 3 s
 }
 
-// NewDevice returns a new Device with Data, Props and Commands, on the same
-// store directory each time it is called within a run, with onError as
-// its Config.OnError.
-type NewDevice func(onError func(error)) (*runtime.Device, error)
-
 // send is the outcome of one call.
 type send struct {
 	path string
@@ -199,10 +194,20 @@ func (r *run) onError(err error) {
 	r.mu.Unlock()
 }
 
-// Run runs one seeded scenario and checks the invariants.
-func Run(t *testing.T, target Target, opts Options, newDevice NewDevice) {
+// Run runs one seeded scenario and checks the invariants. cfg connects to
+// the target and names the store directory, which the device reopens at
+// the end; Run sets the volatile capacity (so that no volatile message is
+// dropped by the capacity rule), the in-flight window and OnError.
+func Run(t *testing.T, target Target, opts Options, cfg runtime.Config) {
 	if opts.Duration == 0 {
 		opts.Duration = 3 * time.Second
+	}
+	cfg.VolatileCapacity = 1 << 20
+	cfg.MaxInFlight = 64
+	newDevice := func(onError func(error)) (*runtime.Device, error) {
+		c := cfg
+		c.OnError = onError
+		return runtime.New(c, Data, Props, Commands)
 	}
 	r := &run{t: t, rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15))}
 	t.Logf("chaos seed %d (rerun with ASTARTE_CHAOS_SEED=%d)", opts.Seed, opts.Seed)

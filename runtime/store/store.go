@@ -27,8 +27,9 @@ const DefaultCapacity = 1_000_000
 type Option func(*options)
 
 type options struct {
-	capacity  int
-	onCorrupt func(DeadLetter)
+	capacity     int
+	syncInterval time.Duration
+	onCorrupt    func(DeadLetter)
 }
 
 func newOptions(opts []Option) options {
@@ -55,6 +56,17 @@ func WithCapacity(n int) Option {
 // dead letters, at open or later. It must not block or call the store.
 func WithCorruptionHandler(f func(DeadLetter)) Option {
 	return func(o *options) { o.onCorrupt = f }
+}
+
+// WithSyncInterval trades durability against power loss for throughput
+// (Bolt only): commits are written to the file at once but flushed to the
+// disk (fsync) at most every d, instead of before each Enqueue returns. A
+// crash of the process loses nothing, since the operating system holds
+// what was written; a power loss or kernel crash loses up to d of
+// writes and may leave the file damaged (bbolt writes its pages without
+// ordering guarantees then). Zero or less keeps one fsync per commit.
+func WithSyncInterval(d time.Duration) Option {
+	return func(o *options) { o.syncInterval = max(d, 0) }
 }
 
 // PropertyKey identifies a property value.
