@@ -439,7 +439,7 @@ func (b *Bolt) enqueueNow(msgs []*Message) error {
 	switch {
 	case errors.Is(err, ErrFull):
 		return ErrFull
-	case errors.Is(err, bolt.ErrDatabaseNotOpen):
+	case errors.Is(err, berrors.ErrDatabaseNotOpen):
 		return ErrClosed
 	case err != nil:
 		return fmt.Errorf("store: commit: %w", err)
