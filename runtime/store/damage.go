@@ -33,6 +33,7 @@ type DamagedError struct {
 	Reason string
 }
 
+// Error says which file, its size and what is wrong with it.
 func (e *DamagedError) Error() string {
 	return fmt.Sprintf("store: %s is damaged (%d bytes): %s", e.Path, e.Size, e.Reason)
 }
