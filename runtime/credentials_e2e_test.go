@@ -8,7 +8,9 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -187,11 +189,144 @@ func TestRenewalRefusedBacksOff(t *testing.T) {
 	if n > 6 {
 		t.Errorf("%d Pairing API requests in about 2 s while inhibited (%v): a retry loop", n, a.PairingRequests(cfg.DeviceID))
 	}
-	if d.State() != astarte.Connected {
-		t.Errorf("state %v: the device should stay connected with its valid certificate", d.State())
+	if st := d.Status(); st.State != astarte.Connected || !st.Inhibited || !st.Paired {
+		t.Errorf("status %+v: the device should stay connected with its valid certificate, and say it is inhibited", st)
 	}
 	if err := d.Send(ctxT(t), retentionIface.Name, "/stored", int64(5)); err != nil {
 		t.Fatal(err)
 	}
 	a.WaitReceived(t, cfg.DeviceID, 1)
+}
+
+// A device without a credentials secret registers itself with a pairing
+// token on its first start, keeps the secret beside its key (0600), and
+// restarts without the token; the application approves the registration.
+func TestSelfRegistration(t *testing.T) {
+	a := astartetest.New(t, retentionIface)
+	token, err := pairing.AgentToken(a.RealmPrivateKeyPEM(), []string{"POST::agent/devices"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var approved []string
+	cfg := astarte.Config{
+		Realm: a.Realm(), DeviceID: "AJInS0w3VpWpuOqkXhgZdA", PairingURL: a.PairingURL(), RootCAs: a.CA().Pool(),
+		StoreDir: t.TempDir(), PairingToken: token,
+		OnRegister: func(_ context.Context, id string) error { approved = append(approved, id); return nil },
+	}
+	d := newDevice(t, a, cfg, retentionIface)
+	if err := d.Send(ctxT(t), retentionIface.Name, "/stored", int64(1)); err != nil {
+		t.Fatal(err)
+	}
+	a.WaitReceived(t, cfg.DeviceID, 1)
+	if err := d.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if len(approved) != 1 || approved[0] != cfg.DeviceID {
+		t.Errorf("OnRegister calls: %v", approved)
+	}
+	info, err := os.Stat(filepath.Join(cfg.StoreDir, pairing.SecretFile))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("stored secret: %v, %v (want mode 0600)", info, err)
+	}
+
+	cfg.PairingToken = "" // the first start used it; the device keeps going without it
+	d = newDevice(t, a, cfg, retentionIface)
+	if err := d.Send(ctxT(t), retentionIface.Name, "/stored", int64(2)); err != nil {
+		t.Fatal(err)
+	}
+	a.WaitReceived(t, cfg.DeviceID, 2)
+	if len(approved) != 1 {
+		t.Errorf("the device registered again: OnRegister calls %v", approved)
+	}
+}
+
+// A device the Pairing API knows as registered, but whose store holds no
+// secret, gets a typed error that says what to do; an application that
+// refuses the registration keeps the device from registering.
+func TestSelfRegistrationErrors(t *testing.T) {
+	a := astartetest.New(t, retentionIface)
+	token, err := pairing.AgentToken(a.RealmPrivateKeyPEM(), []string{"POST::agent/devices"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paired := testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA")
+	newDevice(t, a, paired, retentionIface) // obtains credentials: registered for good
+
+	cfg := astarte.Config{
+		Realm: a.Realm(), DeviceID: paired.DeviceID, PairingURL: a.PairingURL(), RootCAs: a.CA().Pool(),
+		StoreDir: t.TempDir(), PairingToken: token,
+	}
+	d, err := astarte.New(cfg, retentionIface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(ctxT(t))
+	err = d.Connect(ctxT(t))
+	if !errors.Is(err, pairing.ErrAlreadyRegistered) || !strings.Contains(err.Error(), "unregister it in Astarte") {
+		t.Errorf("Connect of an already registered device without its secret: %v", err)
+	}
+
+	refusal := errors.New("not on the production line")
+	cfg.DeviceID, cfg.StoreDir = "BBBBBBBBBBBBBBBBBBBBBA", t.TempDir()
+	cfg.OnRegister = func(context.Context, string) error { return refusal }
+	d2, err := astarte.New(cfg, retentionIface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close(ctxT(t))
+	if err := d2.Connect(ctxT(t)); !errors.Is(err, pairing.ErrRegistrationRefused) || !errors.Is(err, refusal) {
+		t.Errorf("Connect with a refused registration: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.StoreDir, pairing.SecretFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused registration stored a secret: %v", err)
+	}
+}
+
+// Status says who the device is, whether it holds a certificate and until
+// when, its state, and why the last connection ended; the state hook gets
+// the same snapshot on each change.
+func TestStatus(t *testing.T) {
+	a := astartetest.New(t, retentionIface)
+	cfg := testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA")
+	var mu sync.Mutex
+	var seen []astarte.Status
+	cfg.OnStateChange = func(s astarte.Status) {
+		mu.Lock()
+		seen = append(seen, s)
+		mu.Unlock()
+	}
+	d, err := astarte.New(cfg, retentionIface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := d.Status(); st.DeviceID != cfg.DeviceID || d.DeviceID() != cfg.DeviceID || st.State != astarte.Disconnected || st.Paired || st.LastError != nil {
+		t.Errorf("before Connect: %+v", st)
+	}
+	if err := d.Connect(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	st := d.Status()
+	if st.State != astarte.Connected || !st.Paired || time.Until(st.CertificateExpiry) < time.Hour || st.Inhibited {
+		t.Errorf("connected: %+v", st)
+	}
+	a.DropConnection(cfg.DeviceID)
+	a.WaitFor(t, "the device back, knowing why it lost the connection", func() bool {
+		st := d.Status()
+		return st.State == astarte.Connected && st.LastError != nil && strings.Contains(st.LastError.Error(), "connection lost")
+	})
+	if err := d.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if st := d.Status(); st.State != astarte.Closed {
+		t.Errorf("after Close: %+v", st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var states []astarte.State
+	for _, s := range seen {
+		states = append(states, s.State)
+	}
+	if len(states) < 5 || states[0] != astarte.Connecting || states[1] != astarte.Connected || states[len(states)-1] != astarte.Closed || !slices.Contains(states, astarte.Disconnected) {
+		t.Errorf("the hook saw %v", states)
+	}
 }

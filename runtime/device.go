@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,8 +21,24 @@ type Config struct {
 	Realm    string
 	DeviceID string
 	// CredentialsSecret authenticates the device to the Pairing API. It is
-	// never logged.
+	// never logged. Leave it empty for a device that registers itself (see
+	// PairingToken).
 	CredentialsSecret string
+	// PairingToken lets a device without a CredentialsSecret register itself
+	// on its first start: an agent JWT allowing POST::agent/devices. The
+	// device then keeps the secret it obtained in StoreDir (0600, file
+	// pairing.SecretFile) and never registers again while that file is
+	// there; the token is not needed after the first start. Requires
+	// StoreDir.
+	PairingToken string
+	// PairingRealmKey, instead of PairingToken, is the realm's private key
+	// (PEM) to sign such a token. It grants every agent right: use it on a
+	// provisioning station, not on devices in the field.
+	PairingRealmKey []byte
+	// OnRegister, when set, is called before the device registers itself,
+	// to approve (nil) or refuse (an error, which Connect then returns,
+	// wrapping pairing.ErrRegistrationRefused) or to observe provisioning.
+	OnRegister func(ctx context.Context, deviceID string) error
 	// PairingURL is the Pairing API base URL, e.g.
 	// "https://api.astarte.example.com/pairing". http:// is refused unless
 	// AllowInsecurePairing is set.
@@ -86,9 +101,10 @@ type Config struct {
 	SyncInterval time.Duration
 	// Logger receives the runtime's logs; nil discards them.
 	Logger *slog.Logger
-	// OnStateChange, when set, is called on every connection state change.
-	// It must not block.
-	OnStateChange func(State)
+	// OnStateChange, when set, receives the device's Status on every
+	// connection state change and when the Pairing API reports the
+	// credentials inhibited or no longer inhibited. It must not block.
+	OnStateChange func(Status)
 	// OnError, when set, receives errors that have no caller to return to,
 	// each an *Error saying what failed (invalid data from the server, a
 	// handler's error, a dead letter, a failed connection attempt). It must
@@ -139,6 +155,34 @@ type credentialSource interface {
 	// never); renew replaces it.
 	renewAt() time.Time
 	renew(ctx context.Context) error
+	// status reports the certificate in use and whether the Pairing API
+	// last said the credentials are inhibited.
+	status() credentialStatus
+}
+
+// credentialStatus is what a credentialSource knows for Status.
+type credentialStatus struct {
+	expiry    time.Time // of the certificate in use; zero: none
+	inhibited bool
+}
+
+// Status is a snapshot of a device's identity, connection and credentials.
+type Status struct {
+	DeviceID string
+	State    State
+	// Since is when the device entered State.
+	Since time.Time
+	// Paired says the device holds a client certificate; it expires at
+	// CertificateExpiry.
+	Paired            bool
+	CertificateExpiry time.Time
+	// Inhibited says the Pairing API's last answer was that an operator
+	// inhibited the device's credentials: it keeps connecting with the
+	// certificate it holds, but cannot obtain a new one.
+	Inhibited bool
+	// LastError is why the last connection ended or the last attempt to
+	// connect failed (nil: none yet, or the device ended it itself).
+	LastError error
 }
 
 // ifaceInfo is an interface with what the device precomputes about it.
@@ -154,14 +198,13 @@ type ifaceInfo struct {
 // handlers. It is safe for concurrent use; see the package documentation
 // for who owns what and how each method behaves in each state.
 type Device struct {
-	cfg           Config
-	log           *slog.Logger
-	base          string // "<realm>/<device_id>", the topic root
-	byPtr         map[*Interface]*ifaceInfo
-	byName        map[string]*ifaceInfo
-	sorted        []*ifaceInfo
-	introspection string
-	messages      sync.Pool // *Message
+	cfg  Config
+	log  *slog.Logger
+	base string // "<realm>/<device_id>", the topic root
+	// reg is the interface set; AddInterfaces and RemoveInterfaces replace
+	// it as a whole (introspection.go).
+	reg      atomic.Pointer[registry]
+	messages sync.Pool // *Message
 
 	store     store.Store
 	ownsStore bool
@@ -175,6 +218,10 @@ type Device struct {
 	session *session
 	// wake tells the owner loop that senders queued something.
 	wake chan struct{}
+	// changes carries interface changes to the owner loop; changeMu lets
+	// one at a time through.
+	changes  chan *ifaceChange
+	changeMu sync.Mutex
 	// discards carries discard-retention messages to the owner loop.
 	discards chan outbound
 	incoming chan incoming
@@ -192,7 +239,8 @@ type Device struct {
 	volatile ring
 	dirty    map[store.PropertyKey]bool // device properties to publish; true: even if sent
 	handlers map[string]HandlerFunc
-	lastErr  error // cause of the last failed connection attempt
+	lastErr  error     // cause of the last lost connection or failed attempt
+	since    time.Time // when state was entered
 	// progress is closed and replaced whenever queued data was settled or
 	// the state changed, while Flush calls (flushers) wait on it.
 	progress chan struct{}
@@ -220,10 +268,9 @@ func New(cfg Config, interfaces ...*Interface) (*Device, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		base:     cfg.Realm + "/" + cfg.DeviceID,
-		byPtr:    map[*Interface]*ifaceInfo{},
-		byName:   map[string]*ifaceInfo{},
 		session:  newSession(),
 		wake:     make(chan struct{}, 1),
+		changes:  make(chan *ifaceChange),
 		discards: make(chan outbound, 64),
 		closing:  make(chan struct{}),
 		incoming: make(chan incoming, 256),
@@ -232,23 +279,18 @@ func New(cfg Config, interfaces ...*Interface) (*Device, error) {
 		dirty:    map[store.PropertyKey]bool{},
 		volatile: ring{limit: cfg.VolatileCapacity},
 		progress: make(chan struct{}),
+		since:    time.Now(),
 	}
 	d.handlerCtx, d.cancelHandler = context.WithCancel(context.Background())
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
 	d.log = d.log.With("device", d.base)
-	for _, i := range interfaces {
-		if err := d.addInterface(i); err != nil {
-			return nil, err
-		}
+	reg, err := newRegistry(d.base, interfaces)
+	if err != nil {
+		return nil, err
 	}
-	slices.SortFunc(d.sorted, func(a, b *ifaceInfo) int { return compareStrings(a.Name, b.Name) })
-	all := make([]*Interface, len(d.sorted))
-	for n, i := range d.sorted {
-		all[n] = i.Interface
-	}
-	d.introspection = Introspection(all)
+	d.reg.Store(reg)
 	d.messages.New = func() any { return &Message{d: d} }
 	if cfg.StoreDir != "" {
 		if err := checkPermissions(cfg.StoreDir, cfg.KeepLoosePermissions, d.log); err != nil {
@@ -265,7 +307,7 @@ func New(cfg Config, interfaces ...*Interface) (*Device, error) {
 	creds := cfg.credentials
 	if creds == nil {
 		var err error
-		if creds, err = newPairingSource(cfg, d.log); err != nil {
+		if creds, err = newPairingSource(cfg, d.log, d.ifaces().interfaces()); err != nil {
 			d.closeStore()
 			return nil, err
 		}
@@ -274,22 +316,15 @@ func New(cfg Config, interfaces ...*Interface) (*Device, error) {
 	return d, nil
 }
 
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 func checkConfig(cfg *Config) error {
 	if !realmPattern(cfg.Realm) {
 		return fmt.Errorf("%w: realm %q must match [a-z][a-z0-9]{0,47}", ErrConfig, cfg.Realm)
 	}
 	if err := CheckParameter(cfg.DeviceID); err != nil || cfg.DeviceID == "" {
 		return fmt.Errorf("%w: device ID %q", ErrConfig, cfg.DeviceID)
+	}
+	if cfg.CredentialsSecret == "" && (cfg.PairingToken != "" || len(cfg.PairingRealmKey) > 0) && cfg.StoreDir == "" {
+		return fmt.Errorf("%w: a device that registers itself needs StoreDir to keep its credentials secret", ErrConfig)
 	}
 	if cfg.KeepAlive == 0 {
 		cfg.KeepAlive = 30 * time.Second
@@ -335,24 +370,23 @@ func realmPattern(s string) bool {
 
 // addInterface checks a descriptor enough that the runtime can rely on it
 // (schema.Parse checks everything; hand-written descriptors may skip it).
-func (d *Device) addInterface(i *Interface) error {
+// buildInfo checks an interface's mappings and precomputes what the device
+// needs to send on them.
+func buildInfo(base string, i *Interface) (*ifaceInfo, error) {
 	if i == nil {
-		return fmt.Errorf("%w: nil interface", ErrConfig)
-	}
-	if _, dup := d.byName[i.Name]; dup {
-		return fmt.Errorf("%w: interface %s given twice", ErrConfig, i.Name)
+		return nil, fmt.Errorf("%w: nil interface", ErrConfig)
 	}
 	if len(i.Mappings) == 0 {
-		return fmt.Errorf("%w: interface %s has no mappings", ErrConfig, i.Name)
+		return nil, fmt.Errorf("%w: interface %s has no mappings", ErrConfig, i.Name)
 	}
 	info := &ifaceInfo{Interface: i, levels: make([][]Level, len(i.Mappings))}
 	for n := range i.Mappings {
 		levels, err := ParseEndpoint(i.Mappings[n].Endpoint)
 		if err != nil {
-			return fmt.Errorf("%w: %s: %w", ErrConfig, i.Name, err)
+			return nil, fmt.Errorf("%w: %s: %w", ErrConfig, i.Name, err)
 		}
 		if !i.Mappings[n].Type.Valid() {
-			return fmt.Errorf("%w: %s%s: invalid type", ErrConfig, i.Name, i.Mappings[n].Endpoint)
+			return nil, fmt.Errorf("%w: %s%s: invalid type", ErrConfig, i.Name, i.Mappings[n].Endpoint)
 		}
 		info.levels[n] = levels
 	}
@@ -361,14 +395,11 @@ func (d *Device) addInterface(i *Interface) error {
 	}
 	info.topics = make([]string, len(i.Mappings))
 	for n, levels := range info.levels {
-		if topic, err := appendTopic(nil, d.base, i.Name, levels, nil); err == nil {
+		if topic, err := appendTopic(nil, base, i.Name, levels, nil); err == nil {
 			info.topics[n] = string(topic)
 		}
 	}
-	d.byPtr[i] = info
-	d.byName[i.Name] = info
-	d.sorted = append(d.sorted, info)
-	return nil
+	return info, nil
 }
 
 func (d *Device) openStore() error {
@@ -384,13 +415,22 @@ func (d *Device) openStore() error {
 	default:
 		d.store, d.ownsStore = store.NewMemory(store.WithCapacity(d.cfg.StoredCapacity)), true
 	}
-	keep := make(map[string]int, len(d.sorted))
-	for _, i := range d.sorted {
+	if err := d.prune(context.Background(), d.ifaces()); err != nil {
+		d.closeStore()
+		return err
+	}
+	return nil
+}
+
+// prune drops the stored data (properties, queued messages) of interfaces
+// reg does not have, or has with another major (spec §3.13, §3.14).
+func (d *Device) prune(ctx context.Context, reg *registry) error {
+	keep := make(map[string]int, len(reg.sorted))
+	for _, i := range reg.sorted {
 		keep[i.Name] = i.Major
 	}
-	props, msgs, err := d.store.Prune(context.Background(), keep)
+	props, msgs, err := d.store.Prune(ctx, keep)
 	if err != nil {
-		d.closeStore()
 		return fmt.Errorf("prune store: %w", err)
 	}
 	if props+msgs > 0 {
@@ -408,22 +448,17 @@ func (d *Device) closeStore() {
 }
 
 // Interfaces returns the device's interfaces sorted by name.
-func (d *Device) Interfaces() []*Interface {
-	out := make([]*Interface, len(d.sorted))
-	for n, i := range d.sorted {
-		out[n] = i.Interface
-	}
-	return out
-}
+func (d *Device) Interfaces() []*Interface { return d.ifaces().interfaces() }
 
 // lookup finds the device's record of iface (by pointer, then by name for
 // an equal descriptor declared elsewhere).
 func (d *Device) lookup(iface *Interface) (*ifaceInfo, error) {
-	if info, ok := d.byPtr[iface]; ok {
+	reg := d.ifaces()
+	if info, ok := reg.byPtr[iface]; ok {
 		return info, nil
 	}
 	if iface != nil {
-		if info, ok := d.byName[iface.Name]; ok && info.Major == iface.Major {
+		if info, ok := reg.byName[iface.Name]; ok && info.Major == iface.Major {
 			return info, nil
 		}
 		return nil, fmt.Errorf("%w: %s", ErrUnknownInterface, iface.Name)
@@ -467,16 +502,37 @@ func (d *Device) setState(s State) {
 	d.mu.Lock()
 	changed := d.state != s && d.state != Closed
 	if changed {
-		d.state = s
+		d.state, d.since = s, time.Now()
 		d.online.Store(s == Connected)
 		d.progressed()
 	}
 	d.mu.Unlock()
 	if changed {
 		d.log.Info("connection state", "state", s.String())
-		if d.cfg.OnStateChange != nil {
-			d.cfg.OnStateChange(s)
-		}
+		d.notifyStatus()
+	}
+}
+
+// notifyStatus delivers the status to the state hook.
+func (d *Device) notifyStatus() {
+	if d.cfg.OnStateChange != nil {
+		d.cfg.OnStateChange(d.Status())
+	}
+}
+
+// DeviceID returns the device's ID.
+func (d *Device) DeviceID() string { return d.cfg.DeviceID }
+
+// Status returns the device's current status; it may be called at any
+// time, also after Close.
+func (d *Device) Status() Status {
+	cs := d.creds.status()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return Status{
+		DeviceID: d.cfg.DeviceID, State: d.state, Since: d.since,
+		Paired: !cs.expiry.IsZero(), CertificateExpiry: cs.expiry, Inhibited: cs.inhibited,
+		LastError: d.lastErr,
 	}
 }
 
@@ -525,7 +581,7 @@ func (d *Device) Close(ctx context.Context) error {
 		d.mu.Unlock()
 		return ErrClosed
 	}
-	d.state = Closed
+	d.state, d.since = Closed, time.Now()
 	d.online.Store(false)
 	d.progressed()
 	d.mu.Unlock()
@@ -543,8 +599,6 @@ func (d *Device) Close(ctx context.Context) error {
 		err = fmt.Errorf("astarte: close: %w: a handler or the connection was still running; the store was released anyway", ctx.Err())
 	}
 	d.closeStore()
-	if d.cfg.OnStateChange != nil {
-		d.cfg.OnStateChange(Closed)
-	}
+	d.notifyStatus()
 	return err
 }
