@@ -53,8 +53,9 @@ type Config struct {
 	// reported at ERROR and through OnError (see DamagedStorePolicy).
 	DamagedStore DamagedStorePolicy
 	// KeepLoosePermissions keeps a store directory more open than 0700, or
-	// a private key or store file more open than 0600, reporting it in the
-	// log; by default New tightens them (and logs that it did).
+	// a private key, kept credentials secret or store file more open than
+	// 0600, reporting it in the log; by default New tightens them (and logs
+	// that it did).
 	KeepLoosePermissions bool
 	// Store overrides the store that StoreDir would select (tests, custom
 	// backends). The Device does not close a Store it was given.

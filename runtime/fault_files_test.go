@@ -25,11 +25,13 @@ func TestLoosePermissionsTightenedOrReported(t *testing.T) {
 		if err := d.Close(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		key, db := filepath.Join(dir, pairing.KeyFile), filepath.Join(dir, store.FileName)
-		if err := os.WriteFile(key, []byte("not read here"), 0o600); err != nil {
-			t.Fatal(err)
+		key, db, secret := filepath.Join(dir, pairing.KeyFile), filepath.Join(dir, store.FileName), filepath.Join(dir, pairing.SecretFile)
+		for _, f := range []string{key, secret} {
+			if err := os.WriteFile(f, []byte("not read here"), 0o600); err != nil {
+				t.Fatal(err)
+			}
 		}
-		for path, mode := range map[string]fs.FileMode{dir: 0o777, key: 0o644, db: 0o644} {
+		for path, mode := range map[string]fs.FileMode{dir: 0o777, key: 0o644, db: 0o644, secret: 0o604} {
 			if err := os.Chmod(path, mode); err != nil {
 				t.Fatal(err)
 			}
@@ -37,10 +39,10 @@ func TestLoosePermissionsTightenedOrReported(t *testing.T) {
 		var logs bytes.Buffer
 		d = offlineDeviceIn(t, dir, astarte.Config{KeepLoosePermissions: keep, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 		_ = d.Close(context.Background())
-		want := map[string]fs.FileMode{dir: 0o700, key: 0o600, db: 0o600}
+		want := map[string]fs.FileMode{dir: 0o700, key: 0o600, db: 0o600, secret: 0o600}
 		line := "tightened permissions"
 		if keep {
-			want, line = map[string]fs.FileMode{dir: 0o777, key: 0o644, db: 0o644}, "keeping permissions"
+			want, line = map[string]fs.FileMode{dir: 0o777, key: 0o644, db: 0o644, secret: 0o604}, "keeping permissions"
 		}
 		for path, mode := range want {
 			if st, err := os.Stat(path); err != nil || st.Mode().Perm() != mode {

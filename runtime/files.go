@@ -13,8 +13,8 @@ import (
 	"github.com/astarte-gen/astarte-gen/runtime/store"
 )
 
-// checkPermissions looks at the store directory, the private key and the
-// store file: anything readable or writable by others than the owner is
+// checkPermissions looks at the store directory, the private key, the
+// kept credentials secret and the store file: anything readable or writable by others than the owner is
 // tightened to 0700/0600 (or only reported with keep), with a log line
 // either way. Missing files are fine: they are created private.
 func checkPermissions(dir string, keep bool, log *slog.Logger) error {
@@ -27,6 +27,7 @@ func checkPermissions(dir string, keep bool, log *slog.Logger) error {
 	}{
 		{dir, 0o700},
 		{filepath.Join(dir, pairing.KeyFile), 0o600},
+		{filepath.Join(dir, pairing.SecretFile), 0o600},
 		{filepath.Join(dir, store.FileName), 0o600},
 	} {
 		st, err := os.Lstat(f.path)
