@@ -272,7 +272,7 @@ func New(cfg Config, interfaces ...*Interface) (*Device, error) {
 		session:  newSession(),
 		wake:     make(chan struct{}, 1),
 		changes:  make(chan *ifaceChange),
-		discards: make(chan outbound, 64),
+		discards: make(chan outbound, 16),
 		closing:  make(chan struct{}),
 		incoming: make(chan incoming, 256),
 		inBytes:  newByteBudget(maxIncomingBytes),
