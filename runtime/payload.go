@@ -139,6 +139,9 @@ func (p *Payload) Finish(ts time.Time) ([]byte, error) {
 	case !explicit && !ts.IsZero():
 		return nil, ErrUnexpectedTimestamp
 	case explicit:
+		if err := checkTime(ts); err != nil {
+			return nil, fmt.Errorf("timestamp: %w", err)
+		}
 		p.buf = bsoncore.AppendDateTimeElement(p.buf, "t", ts.UnixMilli())
 	}
 	p.buf, _ = bsoncore.AppendDocumentEnd(p.buf, p.doc)
@@ -195,6 +198,22 @@ func checkString(v string) error {
 		return fmt.Errorf("%w: string of %d bytes exceeds %d", ErrInvalidValue, len(v), maxBytes)
 	case !utf8.ValidString(v):
 		return fmt.Errorf("%w: string is not valid UTF-8", ErrInvalidValue)
+	}
+	return nil
+}
+
+// BSON datetimes are int64 milliseconds since the epoch: about ±292
+// million years. Beyond, UnixMilli overflows and the server would read
+// another date.
+var (
+	minTime = time.UnixMilli(math.MinInt64)
+	maxTime = time.UnixMilli(math.MaxInt64)
+)
+
+func checkTime(v time.Time) error {
+	if v.Before(minTime) || v.After(maxTime) {
+		return fmt.Errorf("%w: time %s is outside what BSON milliseconds can carry (%s to %s)",
+			ErrInvalidValue, v.UTC().Format(time.RFC3339), minTime.UTC().Format(time.RFC3339), maxTime.UTC().Format(time.RFC3339))
 	}
 	return nil
 }
@@ -271,7 +290,7 @@ func (p *Payload) BinaryBlob(v []byte) *Payload {
 
 // DateTime writes a datetime value (millisecond precision).
 func (p *Payload) DateTime(v time.Time) *Payload {
-	if k, ok := p.key(DateTime); ok {
+	if k, ok := p.key(DateTime); ok && p.ok(checkTime(v)) {
 		p.buf = bsoncore.AppendDateTimeElement(p.buf, k, v.UnixMilli())
 	}
 	return p
@@ -337,5 +356,5 @@ func (p *Payload) BinaryBlobArray(v [][]byte) *Payload {
 
 // DateTimeArray writes a datetimearray value.
 func (p *Payload) DateTimeArray(v []time.Time) *Payload {
-	return array(p, DateTimeArray, v, bsoncore.TypeDateTime, nil, appendTime)
+	return array(p, DateTimeArray, v, bsoncore.TypeDateTime, checkTime, appendTime)
 }
