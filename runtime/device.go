@@ -270,7 +270,7 @@ func New(cfg Config, interfaces ...*Interface) (*Device, error) {
 		session:  newSession(),
 		wake:     make(chan struct{}, 1),
 		changes:  make(chan *ifaceChange),
-		discards: make(chan outbound, 16),
+		discards: make(chan outbound, 8),
 		closing:  make(chan struct{}),
 		incoming: newInbox(),
 		handlers: map[string]HandlerFunc{},
@@ -305,7 +305,7 @@ func New(cfg Config, interfaces ...*Interface) (*Device, error) {
 	creds := cfg.credentials
 	if creds == nil {
 		var err error
-		if creds, err = newPairingSource(cfg, d.log, d.ifaces().interfaces()); err != nil {
+		if creds, err = newPairingSource(cfg, d.log, func() []*Interface { return d.ifaces().interfaces() }); err != nil {
 			d.closeStore()
 			return nil, err
 		}
