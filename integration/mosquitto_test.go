@@ -99,9 +99,6 @@ persistence true
 persistence_location %[1]s/
 log_dest stderr
 max_inflight_messages 0
-# no practical bound on queued messages; 0 ("no maximum") made Debian's
-# mosquitto 2.0.11 drop the connection of a client whose publish the ACL
-# denied (TestMosquitto/ACL_refuses_another_device's_topic)
 max_queued_messages 1000000
 listener %[2]d 127.0.0.1
 cafile %[1]s/ca.pem

@@ -49,6 +49,15 @@ type Config struct {
 	// (properties, stored-retention queue). Empty: keep everything in memory
 	// (credentials are then re-obtained at every start).
 	StoreDir string
+	// DamagedStore says what New does with a damaged store file: by
+	// default it is moved aside and the device starts with an empty store,
+	// reported at ERROR and through OnError (see DamagedStorePolicy).
+	DamagedStore DamagedStorePolicy
+	// KeepLoosePermissions keeps a store directory more open than 0700, or
+	// a private key, kept credentials secret or store file more open than
+	// 0600, reporting it in the log; by default New tightens them (and logs
+	// that it did).
+	KeepLoosePermissions bool
 	// Store overrides the store that StoreDir would select (tests, custom
 	// backends). The Device does not close a Store it was given.
 	Store store.Store
@@ -217,7 +226,7 @@ type Device struct {
 	changeMu sync.Mutex
 	// discards carries discard-retention messages to the owner loop.
 	discards chan outbound
-	incoming chan incoming
+	incoming *inbox
 	closing  chan struct{} // closed by Close
 	// handlerCtx is the context handlers run with; Close cancels it.
 	handlerCtx    context.Context
@@ -262,9 +271,9 @@ func New(cfg Config, interfaces ...*model.Interface) (*Device, error) {
 		session:  newSession(),
 		wake:     make(chan struct{}, 1),
 		changes:  make(chan *ifaceChange),
-		discards: make(chan outbound, 16),
+		discards: make(chan outbound, 8),
 		closing:  make(chan struct{}),
-		incoming: make(chan incoming, 256),
+		incoming: newInbox(),
 		handlers: map[string]HandlerFunc{},
 		dirty:    map[store.PropertyKey]bool{},
 		volatile: ring{limit: cfg.VolatileCapacity},
@@ -282,6 +291,11 @@ func New(cfg Config, interfaces ...*model.Interface) (*Device, error) {
 	}
 	d.reg.Store(reg)
 	d.buffers.New = func() any { return new(msgBuf) }
+	if cfg.StoreDir != "" {
+		if err := checkPermissions(cfg.StoreDir, cfg.KeepLoosePermissions, d.log); err != nil {
+			return nil, err
+		}
+	}
 	if err := d.openStore(); err != nil {
 		return nil, err
 	}
@@ -292,7 +306,7 @@ func New(cfg Config, interfaces ...*model.Interface) (*Device, error) {
 	creds := cfg.credentials
 	if creds == nil {
 		var err error
-		if creds, err = newPairingSource(cfg, d.log, d.ifaces().interfaces()); err != nil {
+		if creds, err = newPairingSource(cfg, d.log, func() []*model.Interface { return d.ifaces().interfaces() }); err != nil {
 			d.closeStore()
 			return nil, err
 		}
@@ -393,7 +407,7 @@ func (d *Device) openStore() error {
 	case d.cfg.Store != nil:
 		d.store = d.cfg.Store
 	case d.cfg.StoreDir != "":
-		s, err := store.OpenBolt(d.cfg.StoreDir, store.WithCapacity(d.cfg.StoredCapacity), store.WithSyncInterval(d.cfg.SyncInterval))
+		s, err := d.openBolt()
 		if err != nil {
 			return fmt.Errorf("open store: %w", err)
 		}
@@ -479,12 +493,8 @@ func (d *Device) Handle(iface *model.Interface, h HandlerFunc) error {
 	d.handlers[info.Name] = h
 	replay := d.started && info.Type == model.Properties
 	d.mu.Unlock()
-	if replay {
-		select {
-		case d.incoming <- incoming{replay: info}:
-		case <-d.closing:
-			return ErrClosed
-		}
+	if replay && !d.incoming.put(incoming{replay: info}, d.closing, nil) {
+		return ErrClosed
 	}
 	return nil
 }
@@ -546,7 +556,7 @@ func (d *Device) State() State {
 
 // report sends an error that has no caller to the log and OnError.
 func (d *Device) report(err *Error) {
-	d.log.Warn(err.Op, "interface", err.Interface, "path", err.Path, "err", err.Err)
+	d.log.Log(context.Background(), reportLevel(err), err.Op, "interface", err.Interface, "path", err.Path, "err", err.Err)
 	if d.cfg.OnError != nil {
 		d.cfg.OnError(err)
 	}

@@ -21,8 +21,9 @@ type pairingSource struct {
 	cfg    Config
 	client *pairing.Client
 	log    *slog.Logger
-	// introspection is sent when the device registers itself.
-	introspection map[string]pairing.Version
+	// interfaces gives the initial introspection when the device registers
+	// itself.
+	interfaces func() []*model.Interface
 	// m is created once the credentials secret is known (at once, or after
 	// the device registered itself); only the owner loop sets it.
 	m *pairing.Manager
@@ -41,15 +42,11 @@ type pairingSource struct {
 	inhibited bool
 }
 
-func newPairingSource(cfg Config, log *slog.Logger, interfaces []*model.Interface) (credentialSource, error) {
+func newPairingSource(cfg Config, log *slog.Logger, interfaces func() []*model.Interface) (credentialSource, error) {
 	if cfg.PairingURL == "" {
 		return nil, fmt.Errorf("%w: no pairing URL", ErrConfig)
 	}
-	transport := &lazyTransport{tls: &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		RootCAs:            cfg.RootCAs,
-		InsecureSkipVerify: cfg.InsecureSkipVerify, //nolint:gosec // explicit opt-in for test instances
-	}}
+	transport := &lazyTransport{roots: cfg.RootCAs, insecure: cfg.InsecureSkipVerify}
 	opts := []pairing.ClientOption{pairing.WithHTTPClient(&http.Client{Transport: transport, Timeout: 30 * time.Second})}
 	if cfg.AllowInsecurePairing {
 		opts = append(opts, pairing.AllowInsecureHTTP())
@@ -58,10 +55,7 @@ func newPairingSource(cfg Config, log *slog.Logger, interfaces []*model.Interfac
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	s := &pairingSource{cfg: cfg, client: client, log: log, transport: transport, introspection: map[string]pairing.Version{}}
-	for _, i := range interfaces {
-		s.introspection[i.Name] = pairing.Version{Major: i.Major, Minor: i.Minor}
-	}
+	s := &pairingSource{cfg: cfg, client: client, log: log, transport: transport, interfaces: interfaces}
 	// Without a secret, the one the device stored when it registered itself
 	// is read at Connect (register).
 	if cfg.CredentialsSecret != "" || cfg.StoreDir == "" {
@@ -90,8 +84,12 @@ func (s *pairingSource) manage(secret string) error {
 // register obtains the credentials secret of a device that registers
 // itself: the stored one, or a new one from the Pairing API.
 func (s *pairingSource) register(ctx context.Context) error {
+	introspection := map[string]pairing.Version{}
+	for _, i := range s.interfaces() {
+		introspection[i.Name] = pairing.Version{Major: i.Major, Minor: i.Minor}
+	}
 	secret, registered, err := pairing.EnsureSecret(ctx, s.client, s.cfg.StoreDir, s.cfg.DeviceID, pairing.Registration{
-		Token: s.cfg.PairingToken, RealmKeyPEM: s.cfg.PairingRealmKey, Introspection: s.introspection, Approve: s.cfg.OnRegister,
+		Token: s.cfg.PairingToken, RealmKeyPEM: s.cfg.PairingRealmKey, Introspection: introspection, Approve: s.cfg.OnRegister,
 	})
 	if err != nil {
 		return err
@@ -221,16 +219,21 @@ func (s *pairingSource) rejected(ctx context.Context, cause error) error {
 // the first request after a release, so that a device connecting with
 // stored credentials never holds one.
 type lazyTransport struct {
-	tls *tls.Config
-	mu  sync.Mutex
-	t   *http.Transport
+	roots    *x509.CertPool
+	insecure bool
+	mu       sync.Mutex
+	t        *http.Transport
 }
 
 func (l *lazyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	l.mu.Lock()
 	if l.t == nil {
 		l.t = http.DefaultTransport.(*http.Transport).Clone()
-		l.t.TLSClientConfig = l.tls
+		l.t.TLSClientConfig = &tls.Config{
+			MinVersion:         tls.VersionTLS12,
+			RootCAs:            l.roots,
+			InsecureSkipVerify: l.insecure, //nolint:gosec // explicit opt-in for test instances
+		}
 	}
 	t := l.t
 	l.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -64,7 +65,8 @@ func (in *Incoming) Field(mapping int) (Value, bool) {
 // (as an *Error of kind ErrHandler) and the log; it never disconnects.
 //
 // A handler that blocks holds up every later server message, and after
-// 256 waiting messages the connection's reading too: acknowledgements
+// 256 waiting messages (or 4 MiB of waiting payloads) the connection's
+// reading too: acknowledgements
 // stop, and the keep-alive eventually drops the connection. Hand long work
 // to another goroutine.
 type HandlerFunc func(ctx context.Context, in *Incoming) error
@@ -77,31 +79,115 @@ type incoming struct {
 	replay  *ifaceInfo
 }
 
+// The incoming queue holds at most maxIncoming messages and
+// maxIncomingBytes of payloads: a slow handler and a flood of large
+// messages would otherwise hold every payload. A single larger message is
+// still let through when nothing waits, so that the bound never blocks for
+// good.
+const (
+	maxIncoming      = 256
+	maxIncomingBytes = 4 << 20
+)
+
+// inbox is the queue from paho's router to the dispatch loop. put blocks
+// the router (and so the connection's reading: the back-pressure the broker
+// sees) while the queue is full. Its storage grows by need and is let go
+// when it empties, so that an idle device holds none.
+type inbox struct {
+	mu    sync.Mutex
+	items []incoming
+	head  int
+	bytes int
+	room  chan struct{} // signalled when something was taken
+	ready chan struct{} // signalled when something was put
+}
+
+func newInbox() *inbox {
+	return &inbox{room: make(chan struct{}, 1), ready: make(chan struct{}, 1)}
+}
+
+// put queues in, waiting for room until a stop channel closes; it reports
+// whether in was queued.
+func (q *inbox) put(in incoming, stop1, stop2 <-chan struct{}) bool {
+	for {
+		q.mu.Lock()
+		n := len(q.items) - q.head
+		if n == 0 || n < maxIncoming && q.bytes+len(in.payload) <= maxIncomingBytes {
+			q.items = append(q.items, in)
+			q.bytes += len(in.payload)
+			q.mu.Unlock()
+			signal(q.ready)
+			return true
+		}
+		q.mu.Unlock()
+		select {
+		case <-q.room:
+		case <-stop1:
+			return false
+		case <-stop2:
+			return false
+		}
+	}
+}
+
+// take removes the oldest message, if any.
+func (q *inbox) take() (incoming, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.head == len(q.items) {
+		return incoming{}, false
+	}
+	in := q.items[q.head]
+	q.items[q.head] = incoming{}
+	q.head++
+	q.bytes -= len(in.payload)
+	if q.head == len(q.items) {
+		q.items, q.head = nil, 0
+	}
+	signal(q.room)
+	return in, true
+}
+
+// len returns how many messages wait.
+func (q *inbox) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items) - q.head
+}
+
+// signal wakes whoever waits on ch, if anyone.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
 // enqueueIncoming runs on paho's router goroutine: it only hands the message
 // over, so that handlers may publish without deadlocking paho.
 func (d *Device) enqueueIncoming(c *conn, m mqtt.Message) {
-	select {
-	case d.incoming <- incoming{topic: m.Topic(), payload: m.Payload()}:
-	case <-d.closing:
-	case <-c.lost:
-	}
+	d.incoming.put(incoming{topic: m.Topic(), payload: m.Payload()}, d.closing, c.lost)
 }
 
 // dispatchLoop processes server messages in arrival order.
 func (d *Device) dispatchLoop() {
 	defer d.wg.Done()
 	for {
-		select {
-		case in := <-d.incoming:
-			if in.replay != nil {
-				d.replay(in.replay)
+		in, ok := d.incoming.take()
+		if !ok {
+			select {
+			case <-d.incoming.ready:
 				continue
+			case <-d.closing:
+				return
 			}
-			if err := d.dispatch(in); err != nil {
-				d.reportIncoming(in.topic, err)
-			}
-		case <-d.closing:
-			return
+		}
+		if in.replay != nil {
+			d.replay(in.replay)
+			continue
+		}
+		if err := d.dispatch(in); err != nil {
+			d.reportIncoming(in.topic, err)
 		}
 	}
 }

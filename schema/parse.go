@@ -64,6 +64,9 @@ func ParseWithWarnings(name string, data []byte) (*model.Interface, []Diagnostic
 }
 
 func parse(r *report, data []byte) *model.Interface {
+	if !checkUTF8(r, data) {
+		return nil
+	}
 	var doc any
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()

@@ -15,7 +15,8 @@ var (
 	ErrTypeMismatch = errors.New("value type does not match mapping")
 	// ErrInvalidValue: a value outside its type's limits (NaN, −2³¹ for an
 	// integer, a string over 65,536 bytes, invalid UTF-8, an array over 1024
-	// elements, an empty top-level binaryblob).
+	// elements, an empty top-level binaryblob, a datetime or timestamp beyond
+	// the ±292 million years BSON milliseconds can carry).
 	ErrInvalidValue = errors.New("invalid value")
 	// ErrMissingTimestamp: the mapping has explicit_timestamp but no
 	// timestamp was given.
