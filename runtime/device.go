@@ -252,8 +252,12 @@ type Device struct {
 	// handing counts messages on their way to a connection's writer.
 	handing atomic.Int64
 	// floor is the persisted packet-identifier floor (sessionstate.go).
-	floorMu   sync.Mutex
-	floor     uint16
+	floorMu sync.Mutex
+	floor   uint16
+	// floorRaise is closed when the raise in progress is durable (nil:
+	// none); guarded by floorMu. floorWrite serialises the writes.
+	floorRaise chan struct{}
+	floorWrite sync.Mutex
 	dispatchs sync.Once
 }
 
