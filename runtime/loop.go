@@ -597,8 +597,12 @@ func (d *Device) nextVolatile() (outbound, bool) {
 		if !ok {
 			return outbound{}, false
 		}
-		if !v.deadline.IsZero() && time.Now().After(v.deadline) || !d.ifaces().hasTopic(d.base, v.topic) {
-			continue // expired, or its interface was removed
+		if !v.deadline.IsZero() && time.Now().After(v.deadline) {
+			d.counters.volatileExpired.Add(1)
+			continue
+		}
+		if !d.ifaces().hasTopic(d.base, v.topic) {
+			continue // its interface was removed
 		}
 		d.busy.Add(1)
 		return outbound{topic: v.topic, qos: v.qos, payload: v.payload, rec: &record{kind: recVolatile, volatile: v}}, true
@@ -635,6 +639,7 @@ func (d *Device) nextStored(ctx context.Context, o *owner) (outbound, bool) {
 			continue // read ahead before its interface was removed (and pruned)
 		}
 		if !m.Deadline.IsZero() && time.Now().After(m.Deadline) {
+			d.counters.storedExpired.Add(1)
 			d.log.Debug("dropping expired stored message", "interface", m.Interface, "path", m.Path)
 			if err := d.store.Ack(ctx, m.ID); err != nil && !d.isClosed() {
 				d.report(&Error{Kind: ErrStore, Interface: m.Interface, Path: m.Path, Err: err, Op: "dropping an expired message"})
