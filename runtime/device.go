@@ -92,6 +92,10 @@ type Config struct {
 	// StoredCapacity bounds the stored-retention queue (default 1,000,000)
 	// of the store StoreDir selects; when full, sends fail with ErrQueueFull.
 	StoredCapacity int
+	// StoredQueueFull says what a stored Send does when the queue is full
+	// and none of it has expired (expired messages are always dropped
+	// first): RefuseWhenFull (default) or DropOldestWhenFull.
+	StoredQueueFull QueueFullPolicy
 	// SyncInterval, when positive, lets a stored Send return once its
 	// message is written to the store file, and flushes the file to the
 	// disk at most that often instead of once per Send (for high-rate
@@ -227,6 +231,7 @@ type Device struct {
 	// discards carries discard-retention messages to the owner loop.
 	discards chan outbound
 	incoming *inbox
+	counters queueCounters
 	closing  chan struct{} // closed by Close
 	// handlerCtx is the context handlers run with; Close cancels it.
 	handlerCtx    context.Context
@@ -253,9 +258,13 @@ type Device struct {
 	// handing counts messages on their way to a connection's writer.
 	handing atomic.Int64
 	// floor is the persisted packet-identifier floor (sessionstate.go).
-	floorMu   sync.Mutex
-	floor     uint16
-	dispatchs sync.Once
+	floorMu sync.Mutex
+	floor   uint16
+	// floorRaise is closed when the raise in progress is durable (nil:
+	// none); guarded by floorMu. floorWrite serialises the writes.
+	floorRaise chan struct{}
+	floorWrite sync.Mutex
+	dispatchs  sync.Once
 }
 
 // New validates cfg and the interfaces and returns a Device. It opens the

@@ -492,19 +492,57 @@ type outbound struct {
 }
 
 // raiseFloor raises the packet-identifier floor before identifiers reach
-// it (the writer calls it after each QoS 1/2 publish).
+// it (the writer calls it after each QoS 1/2 publish). The raise is written
+// in the background, floorMargin identifiers ahead, so that the writer does
+// not wait for an fsync; it waits only if identifiers come within
+// floorUrgent of a floor whose raise is not durable yet.
 func (d *Device) raiseFloor(tok mqtt.Token) {
 	pt, ok := tok.(*mqtt.PublishToken)
 	if !ok || pt.MessageID() == 0 {
 		return
 	}
 	d.floorMu.Lock()
-	floor := d.floor
-	d.floorMu.Unlock()
-	if idDistance(pt.MessageID(), floor) >= floorMargin {
+	floor, pending := d.floor, d.floorRaise
+	dist := idDistance(pt.MessageID(), floor)
+	if dist >= floorMargin {
+		d.floorMu.Unlock()
 		return
 	}
-	if err := d.setFloor(context.Background(), addID(floor, floorStep)); err != nil && !d.isClosed() {
+	if pending == nil {
+		pending = make(chan struct{})
+		d.floorRaise = pending
+		d.wg.Add(1)
+		go d.persistRaise(floor, pending)
+	}
+	d.floorMu.Unlock()
+	if dist < floorUrgent {
+		<-pending
+	}
+}
+
+// floorUrgent is how close identifiers may come to the floor while its
+// raise is being written.
+const floorUrgent = 64
+
+// persistRaise writes the floor one step above from, unless it moved
+// meanwhile (a new connection set it), and then ends the raise.
+func (d *Device) persistRaise(from uint16, done chan struct{}) {
+	defer d.wg.Done()
+	defer func() {
+		d.floorMu.Lock()
+		d.floorRaise = nil
+		d.floorMu.Unlock()
+		close(done)
+	}()
+	d.floorWrite.Lock()
+	defer d.floorWrite.Unlock()
+	d.floorMu.Lock()
+	moved := d.floor != from
+	d.floorMu.Unlock()
+	if moved {
+		return
+	}
+	if err := d.writeFloor(context.Background(), addID(from, floorStep)); err != nil && !d.isClosed() {
 		d.report(&Error{Kind: ErrStore, Err: err, Op: "raising the packet identifier floor"})
 	}
 }
@@ -559,8 +597,12 @@ func (d *Device) nextVolatile() (outbound, bool) {
 		if !ok {
 			return outbound{}, false
 		}
-		if !v.deadline.IsZero() && time.Now().After(v.deadline) || !d.ifaces().hasTopic(d.base, v.topic) {
-			continue // expired, or its interface was removed
+		if !v.deadline.IsZero() && time.Now().After(v.deadline) {
+			d.counters.volatileExpired.Add(1)
+			continue
+		}
+		if !d.ifaces().hasTopic(d.base, v.topic) {
+			continue // its interface was removed
 		}
 		d.busy.Add(1)
 		return outbound{topic: v.topic, qos: v.qos, payload: v.payload, rec: &record{kind: recVolatile, volatile: v}}, true
@@ -597,6 +639,7 @@ func (d *Device) nextStored(ctx context.Context, o *owner) (outbound, bool) {
 			continue // read ahead before its interface was removed (and pruned)
 		}
 		if !m.Deadline.IsZero() && time.Now().After(m.Deadline) {
+			d.counters.storedExpired.Add(1)
 			d.log.Debug("dropping expired stored message", "interface", m.Interface, "path", m.Path)
 			if err := d.store.Ack(ctx, m.ID); err != nil && !d.isClosed() {
 				d.report(&Error{Kind: ErrStore, Interface: m.Interface, Path: m.Path, Err: err, Op: "dropping an expired message"})

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/astarte-gen/astarte-gen/runtime"
 	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
 	"github.com/astarte-gen/astarte-gen/runtime/model"
@@ -363,5 +365,122 @@ func TestRestartAfterCloseReleasesOnlyKnownFlows(t *testing.T) {
 	}
 	if got := valuesAt(a.WaitReceived(t, cfg.DeviceID, 11), "/unique"); len(got) != 11 {
 		t.Errorf("received %v", got)
+	}
+}
+
+// stoppedBrokerDevice is a connected device whose broker then stops.
+func stoppedBrokerDevice(t *testing.T, a *astartetest.Astarte, cfg runtime.Config) *runtime.Device {
+	t.Helper()
+	d := newDevice(t, a, cfg, retentionIface)
+	a.StopBroker()
+	waitFor(t, func() bool { return d.State() != runtime.Connected })
+	return d
+}
+
+// A full stored queue whose messages all expired accepts new data: the
+// expired ones are evicted first, and counted.
+func TestFullQueueOfExpiredMessagesAcceptsNewData(t *testing.T) {
+	a := astartetest.New(t, retentionIface)
+	cfg := testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA")
+	cfg.StoredCapacity = 3
+	d := stoppedBrokerDevice(t, a, cfg)
+	ctx := ctxT(t)
+	for i := range int64(3) {
+		if err := d.Send(ctx, retentionIface.Name, "/expiring", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(1100 * time.Millisecond) // the mapping's expiry is 1 s
+	if err := d.Send(ctx, retentionIface.Name, "/stored", int64(10)); err != nil {
+		t.Fatalf("send into a full queue of expired messages: %v", err)
+	}
+	st, err := d.QueueStats(ctx)
+	if err != nil || st.Stored != 1 || st.StoredExpired != 3 || st.StoredEvicted != 0 {
+		t.Errorf("stats %+v, %v; want 1 queued, 3 expired", st, err)
+	}
+	if err := a.StartBroker(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := valuesAt(a.Received(cfg.DeviceID), "/expiring"); len(got) != 0 {
+		t.Errorf("expired messages delivered: %v", got)
+	}
+	if got := valuesAt(a.WaitReceived(t, cfg.DeviceID, 1), "/stored"); len(got) != 1 || got[0] != int64(10) {
+		t.Errorf("received %v", got)
+	}
+}
+
+// With DropOldestWhenFull a full queue drops its oldest messages for new
+// ones, and counts them; the default refuses (TestStoredCapacityRefusesNewData).
+func TestFullQueueDropsOldest(t *testing.T) {
+	a := astartetest.New(t, retentionIface)
+	cfg := testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA")
+	cfg.StoredCapacity = 3
+	cfg.StoredQueueFull = runtime.DropOldestWhenFull
+	d := stoppedBrokerDevice(t, a, cfg)
+	ctx := ctxT(t)
+	for i := range int64(5) {
+		if err := d.Send(ctx, retentionIface.Name, "/stored", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := d.QueueStats(ctx)
+	if err != nil || st.Stored != 3 || st.StoredEvicted != 2 {
+		t.Errorf("stats %+v, %v; want 3 queued, 2 evicted", st, err)
+	}
+	if err := a.StartBroker(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]any{int64(2), int64(3), int64(4)}, valuesAt(a.WaitReceived(t, cfg.DeviceID, 3), "/stored")); diff != "" {
+		t.Errorf("delivered (-want +got):\n%s", diff)
+	}
+}
+
+// The volatile queue drops expired messages before its oldest one, and
+// counts both.
+func TestVolatileQueueCounters(t *testing.T) {
+	iface := &model.Interface{
+		Name: "org.astartegen.e2e.Volatile", Major: 1, Type: model.Datastream, Ownership: model.OwnershipDevice,
+		Mappings: []model.Mapping{
+			{Endpoint: "/short", Type: model.Integer, Reliability: model.Guaranteed, Retention: model.Volatile, Expiry: time.Second},
+			{Endpoint: "/long", Type: model.Integer, Reliability: model.Guaranteed, Retention: model.Volatile},
+		},
+	}
+	a := astartetest.New(t, iface)
+	cfg := testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA")
+	cfg.VolatileCapacity = 2
+	d := newDevice(t, a, cfg, iface)
+	a.StopBroker()
+	waitFor(t, func() bool { return d.State() != runtime.Connected })
+	ctx := ctxT(t)
+	send := func(path string, v int32) {
+		t.Helper()
+		if err := d.Send(ctx, iface.Name, path, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("/long", 1)
+	send("/short", 2)
+	time.Sleep(1100 * time.Millisecond)
+	send("/long", 3) // full: the expired /short goes, /long 1 stays
+	send("/long", 4) // full, nothing expired: the oldest (1) goes
+	st, err := d.QueueStats(ctx)
+	if err != nil || st.Volatile != 2 || st.VolatileExpired != 1 || st.VolatileEvicted != 1 {
+		t.Errorf("stats %+v, %v; want 2 queued, 1 expired, 1 evicted", st, err)
+	}
+	if err := a.StartBroker(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := a.WaitReceived(t, cfg.DeviceID, 2)
+	if len(got) != 2 || got[0].Value != int32(3) || got[1].Value != int32(4) {
+		t.Errorf("received %+v", got)
 	}
 }

@@ -41,6 +41,9 @@ func (r *ring) push(v volatileMsg) bool {
 	return dropped
 }
 
+// full reports whether a push would drop the oldest entry.
+func (r *ring) full() bool { return r.n == r.limit }
+
 // grow doubles the storage (at least 16 entries, at most limit), keeping
 // the order.
 func (r *ring) grow() {

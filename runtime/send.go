@@ -296,6 +296,13 @@ func deadline(m *model.Mapping) time.Time {
 func (d *Device) sendVolatile(_ context.Context, o outgoing) error {
 	v := volatileMsg{topic: o.topic, qos: o.info.QoS(o.mapping), payload: bytes.Clone(o.payload), deadline: deadline(o.mapping)}
 	d.mu.Lock()
+	if d.volatile.full() {
+		// Expired messages go first; only then the oldest.
+		now := time.Now()
+		before := d.volatile.n
+		d.volatile.filter(func(v volatileMsg) bool { return v.deadline.IsZero() || now.Before(v.deadline) })
+		d.counters.volatileExpired.Add(uint64(before - d.volatile.n))
+	}
 	dropped := d.volatile.push(v)
 	total := d.volatile.dropped
 	d.mu.Unlock()
@@ -327,7 +334,7 @@ func (d *Device) sendStored(ctx context.Context, o outgoing) error {
 		Payload:   bytes.Clone(o.payload),
 		Deadline:  deadline(o.mapping),
 	}
-	if err := d.store.Enqueue(ctx, msg); err != nil {
+	if err := d.enqueueStored(ctx, msg); err != nil {
 		if errors.Is(err, store.ErrFull) {
 			return fmt.Errorf("%w: %s", ErrQueueFull, o.topic)
 		}

@@ -161,12 +161,20 @@ func isQoS2Flow(pkt packets.ControlPacket) bool {
 
 // setFloor durably sets the packet-identifier floor.
 func (d *Device) setFloor(ctx context.Context, floor uint16) error {
-	d.floorMu.Lock()
-	defer d.floorMu.Unlock()
+	d.floorWrite.Lock()
+	defer d.floorWrite.Unlock()
+	return d.writeFloor(ctx, floor)
+}
+
+// writeFloor persists floor, then makes it the one in force; floorWrite
+// must be held.
+func (d *Device) writeFloor(ctx context.Context, floor uint16) error {
 	if err := d.store.PutMeta(ctx, metaPacketFloor, binary.BigEndian.AppendUint16(nil, floor)); err != nil {
 		return fmt.Errorf("packet identifier floor: %w", err)
 	}
+	d.floorMu.Lock()
 	d.floor = floor
+	d.floorMu.Unlock()
 	return nil
 }
 

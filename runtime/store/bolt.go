@@ -165,6 +165,9 @@ func (b *Bolt) open() (corrupt []DeadLetter, err error) {
 			db.Close()
 		}
 	}()
+	if b.current(db) {
+		return nil, nil // nothing to create, migrate or move: no write, no fsync
+	}
 	if err := db.Update(func(tx *bolt.Tx) error {
 		var err error
 		corrupt, err = b.initialize(tx)
@@ -173,6 +176,47 @@ func (b *Bolt) open() (corrupt []DeadLetter, err error) {
 		return nil, fmt.Errorf("store: %s: %w", b.path, err)
 	}
 	return corrupt, nil
+}
+
+// current reports whether the file needs nothing from initialize: the
+// current schema version, every bucket, no damaged entry. It then counts
+// the queue; a start on a sound file thus costs no write.
+func (b *Bolt) current(db *bolt.DB) bool {
+	ok := false
+	_ = db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return nil
+		}
+		if v := meta.Get(keyVersion); len(v) != 4 || int(binary.BigEndian.Uint32(v)) != SchemaVersion {
+			return nil
+		}
+		for _, name := range [][]byte{bucketProps, bucketDead, bucketQueue} {
+			if tx.Bucket(name) == nil {
+				return nil
+			}
+		}
+		sound := true
+		_ = tx.Bucket(bucketProps).ForEach(func(k, v []byte) error {
+			_, good := openEntry(k, v)
+			sound = sound && good
+			return nil
+		})
+		queued := 0
+		_ = tx.Bucket(bucketQueue).ForEach(func(k, v []byte) error {
+			queued++
+			if _, err := readMessage(k, v); err != nil {
+				sound = false
+			}
+			return nil
+		})
+		if sound {
+			b.count.Store(int64(queued))
+			ok = true
+		}
+		return nil
+	})
+	return ok
 }
 
 func fileSize(path string) int64 {
@@ -760,6 +804,9 @@ func (b *Bolt) Len(_ context.Context) (int, error) {
 
 // Prune implements Store.
 func (b *Bolt) Prune(ctx context.Context, keep map[string]int) (props, msgs int, err error) {
+	if !b.prunable(keep) {
+		return 0, 0, nil // nothing to drop: no write
+	}
 	b.flushAcks(ctx)
 	var gone []uint64
 	err = b.update(func(tx *bolt.Tx) error {
@@ -794,6 +841,28 @@ func (b *Bolt) Prune(ctx context.Context, keep map[string]int) (props, msgs int,
 }
 
 // flushAcks commits pending acks now.
+// prunable reports whether Prune(keep) would drop anything (or could not
+// tell).
+func (b *Bolt) prunable(keep map[string]int) bool {
+	found := false
+	err := b.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketProps).Cursor()
+		for k, _ := c.First(); k != nil && !found; k, _ = c.Next() {
+			key, ok := parsePropKey(k)
+			major, kept := keep[key.Interface]
+			found = !ok || !kept || major != key.Major
+		}
+		qc := tx.Bucket(bucketQueue).Cursor()
+		for k, v := qc.First(); k != nil && !found; k, v = qc.Next() {
+			m, err := readMessage(k, v)
+			major, kept := keep[m.Interface]
+			found = err == nil && (!kept || major != m.Major)
+		}
+		return nil
+	})
+	return found || err != nil
+}
+
 func (b *Bolt) flushAcks(ctx context.Context) {
 	req := &writeReq{err: make(chan error, 1)}
 	select {
