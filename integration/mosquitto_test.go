@@ -97,6 +97,7 @@ persistence true
 persistence_location %[1]s/
 log_dest stderr
 max_inflight_messages 0
+max_queued_messages 0
 listener %[2]d 127.0.0.1
 cafile %[1]s/ca.pem
 certfile %[1]s/server.pem

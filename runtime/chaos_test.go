@@ -3,72 +3,25 @@ package runtime_test
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/astarte-gen/astarte-gen/internal/chaos"
-	astarte "github.com/astarte-gen/astarte-gen/runtime"
 	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
 )
 
 // TestChaos runs seeded chaos scenarios against the fake Astarte (see
-// package internal/chaos for the workload and the invariants). By default
-// a few seeds of 3 s each; ASTARTE_CHAOS_SEEDS=n runs n seeds,
-// ASTARTE_CHAOS_SEED=s reruns one, ASTARTE_CHAOS_DURATION=10s lengthens
-// the chaos phase.
+// package internal/chaos for the workload, the invariants and the
+// environment variables that choose seeds and duration).
 func TestChaos(t *testing.T) {
-	for _, seed := range chaosSeeds(t) {
+	for _, seed := range chaos.Seeds(t, 3) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			a := astartetest.New(t, chaos.Installed, chaos.Props, chaos.Commands)
 			cfg := testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA")
-			cfg.VolatileCapacity = 1 << 20 // losses only by the capacity rule: none here
-			cfg.MaxInFlight = 64
 			target := &fakeTarget{a: a, id: cfg.DeviceID}
-			chaos.Run(t, target, chaos.Options{Seed: seed, Duration: chaosDuration(t)}, func(onError func(error)) (*astarte.Device, error) {
-				c := cfg
-				c.OnError = onError
-				return astarte.New(c, chaos.Data, chaos.Props, chaos.Commands)
-			})
+			chaos.Run(t, target, chaos.Options{Seed: seed, Duration: chaos.Duration(t)}, cfg)
 		})
 	}
-}
-
-// chaosSeeds returns the seeds to run: ASTARTE_CHAOS_SEED alone, or
-// ASTARTE_CHAOS_SEEDS (default 3) seeds starting from a fixed base.
-func chaosSeeds(t *testing.T) []uint64 {
-	if s := os.Getenv("ASTARTE_CHAOS_SEED"); s != "" {
-		seed, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("ASTARTE_CHAOS_SEED: %v", err)
-		}
-		return []uint64{seed}
-	}
-	n := 3
-	if s := os.Getenv("ASTARTE_CHAOS_SEEDS"); s != "" {
-		var err error
-		if n, err = strconv.Atoi(s); err != nil {
-			t.Fatalf("ASTARTE_CHAOS_SEEDS: %v", err)
-		}
-	}
-	seeds := make([]uint64, n)
-	for i := range seeds {
-		seeds[i] = uint64(1000 + i)
-	}
-	return seeds
-}
-
-func chaosDuration(t *testing.T) time.Duration {
-	s := os.Getenv("ASTARTE_CHAOS_DURATION")
-	if s == "" {
-		return 3 * time.Second
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		t.Fatalf("ASTARTE_CHAOS_DURATION: %v", err)
-	}
-	return d
 }
 
 // fakeTarget is the fake Astarte as a chaos target: every fault it has.

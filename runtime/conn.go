@@ -37,6 +37,12 @@ type conn struct {
 	// only sender and closes it when it is done with the connection.
 	reqs       chan writeReq
 	writerDone chan struct{}
+	// direct lets the writer take discard messages straight from the
+	// senders (Device.discards), saving the hop through the owner loop;
+	// the owner turns it off while it probes and before it ends c.
+	direct atomic.Bool
+	// roomy wakes the writer when acknowledgements opened the window.
+	roomy chan struct{}
 	// ended says the device itself ended the connection (renewal, a stuck
 	// write, Close) rather than the broker or the network.
 	ended atomic.Bool
@@ -93,7 +99,7 @@ func (d *Device) dial(ctx context.Context, cert tls.Certificate, broker string) 
 		return nil, fmt.Errorf("connect to %s: %w", broker, err)
 	}
 	view := d.session.view()
-	c := &conn{lost: make(chan struct{}), view: view, reqs: make(chan writeReq, writeQueue), writerDone: make(chan struct{})}
+	c := &conn{lost: make(chan struct{}), view: view, reqs: make(chan writeReq, writeQueue), writerDone: make(chan struct{}), roomy: make(chan struct{}, 1)}
 	watched := &watchConn{Conn: raw, onConnack: func(present bool) {
 		c.sessionPresent = present
 		if !present {

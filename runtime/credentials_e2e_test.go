@@ -3,10 +3,13 @@ package runtime_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,5 +107,175 @@ func TestLogsNeverHoldSecrets(t *testing.T) {
 		if strings.Contains(all, secret) {
 			t.Errorf("the %s appears in the logs", name)
 		}
+	}
+}
+
+// A device that restarts with a stored, unexpired certificate and broker
+// URL connects without asking the Pairing API anything (Astarte's guide:
+// connect first; pair only when the broker refuses). Reconnections don't
+// ask it either, so a fleet coming back after a broker outage leaves it
+// alone; and a device whose credentials an operator inhibited keeps
+// connecting with the certificate it holds.
+func TestStoredCertificateConnectsFirst(t *testing.T) {
+	a := astartetest.New(t, retentionIface)
+	cfg := testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA")
+	first, err := astarte.New(cfg, retentionIface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Connect(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	before := a.PairingRequests(cfg.DeviceID)
+	if before["credentials"] != 1 {
+		t.Fatalf("first start: %v pairing requests, want one certificate", before)
+	}
+
+	a.InhibitCredentials(cfg.DeviceID, true)
+	d := newDevice(t, a, cfg, retentionIface)
+	a.DropConnection(cfg.DeviceID)
+	a.WaitConnections(t, cfg.DeviceID, 3)
+	waitFor(t, func() bool { return d.State() == astarte.Connected })
+	if err := d.Send(ctxT(t), retentionIface.Name, "/stored", int64(1)); err != nil {
+		t.Fatal(err)
+	}
+	a.WaitReceived(t, cfg.DeviceID, 1)
+	if after := a.PairingRequests(cfg.DeviceID); !maps.Equal(before, after) {
+		t.Errorf("restart and reconnection asked the Pairing API: %v before, %v after", before, after)
+	}
+}
+
+// Once connected, a device keeps no connection to the Pairing API open: it
+// needs it once per certificate, and an idle keep-alive connection would
+// hold a file descriptor per device for nothing.
+func TestNoIdlePairingConnection(t *testing.T) {
+	a := astartetest.New(t, retentionIface)
+	newDevice(t, a, testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA"), retentionIface)
+	a.WaitFor(t, "pairing connections closed", func() bool { return a.PairingConnections() == 0 })
+	if a.PairingRequests("AJInS0w3VpWpuOqkXhgZdA")["credentials"] != 1 {
+		t.Fatal("the device did not pair")
+	}
+}
+
+// When renewal falls due while the Pairing API refuses it (the operator
+// inhibited the device's credentials, or the API is down), the device stays
+// connected with the certificate it holds, reports the failure, and retries
+// with a growing delay, not in a tight loop.
+func TestRenewalRefusedBacksOff(t *testing.T) {
+	a := astartetest.New(t, retentionIface)
+	a.SetCertificateLifetime(time.Hour)
+	cfg := testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA")
+	cfg.RenewFraction = 0.0001 // due 0.36 s after issue
+	var failures atomic.Int32
+	cfg.OnError = func(err error) {
+		if errors.Is(err, astarte.ErrConnection) && errors.Is(err, pairing.ErrCredentialsInhibited) {
+			failures.Add(1)
+		}
+	}
+	a.InhibitCredentials(cfg.DeviceID, false)
+	d := newDevice(t, a, cfg, retentionIface)
+	a.InhibitCredentials(cfg.DeviceID, true)
+	a.WaitFor(t, "a renewal refused", func() bool { return failures.Load() >= 1 })
+	time.Sleep(2 * time.Second)
+	n := 0
+	for _, c := range a.PairingRequests(cfg.DeviceID) {
+		n += c
+	}
+	if n > 6 {
+		t.Errorf("%d Pairing API requests in about 2 s while inhibited (%v): a retry loop", n, a.PairingRequests(cfg.DeviceID))
+	}
+	if d.State() != astarte.Connected {
+		t.Errorf("state %v: the device should stay connected with its valid certificate", d.State())
+	}
+	if err := d.Send(ctxT(t), retentionIface.Name, "/stored", int64(5)); err != nil {
+		t.Fatal(err)
+	}
+	a.WaitReceived(t, cfg.DeviceID, 1)
+}
+
+// A device without a credentials secret registers itself with a pairing
+// token on its first start, keeps the secret beside its key (0600), and
+// restarts without the token; the application approves the registration.
+func TestSelfRegistration(t *testing.T) {
+	a := astartetest.New(t, retentionIface)
+	token, err := pairing.AgentToken(a.RealmPrivateKeyPEM(), []string{"POST::agent/devices"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var approved []string
+	cfg := astarte.Config{
+		Realm: a.Realm(), DeviceID: "AJInS0w3VpWpuOqkXhgZdA", PairingURL: a.PairingURL(), RootCAs: a.CA().Pool(),
+		StoreDir: t.TempDir(), PairingToken: token,
+		OnRegister: func(_ context.Context, id string) error { approved = append(approved, id); return nil },
+	}
+	d := newDevice(t, a, cfg, retentionIface)
+	if err := d.Send(ctxT(t), retentionIface.Name, "/stored", int64(1)); err != nil {
+		t.Fatal(err)
+	}
+	a.WaitReceived(t, cfg.DeviceID, 1)
+	if err := d.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if len(approved) != 1 || approved[0] != cfg.DeviceID {
+		t.Errorf("OnRegister calls: %v", approved)
+	}
+	info, err := os.Stat(filepath.Join(cfg.StoreDir, pairing.SecretFile))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("stored secret: %v, %v (want mode 0600)", info, err)
+	}
+
+	cfg.PairingToken = "" // the first start used it; the device keeps going without it
+	d = newDevice(t, a, cfg, retentionIface)
+	if err := d.Send(ctxT(t), retentionIface.Name, "/stored", int64(2)); err != nil {
+		t.Fatal(err)
+	}
+	a.WaitReceived(t, cfg.DeviceID, 2)
+	if len(approved) != 1 {
+		t.Errorf("the device registered again: OnRegister calls %v", approved)
+	}
+}
+
+// A device the Pairing API knows as registered, but whose store holds no
+// secret, gets a typed error that says what to do; an application that
+// refuses the registration keeps the device from registering.
+func TestSelfRegistrationErrors(t *testing.T) {
+	a := astartetest.New(t, retentionIface)
+	token, err := pairing.AgentToken(a.RealmPrivateKeyPEM(), []string{"POST::agent/devices"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paired := testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA")
+	newDevice(t, a, paired, retentionIface) // obtains credentials: registered for good
+
+	cfg := astarte.Config{
+		Realm: a.Realm(), DeviceID: paired.DeviceID, PairingURL: a.PairingURL(), RootCAs: a.CA().Pool(),
+		StoreDir: t.TempDir(), PairingToken: token,
+	}
+	d, err := astarte.New(cfg, retentionIface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(ctxT(t))
+	err = d.Connect(ctxT(t))
+	if !errors.Is(err, pairing.ErrAlreadyRegistered) || !strings.Contains(err.Error(), "unregister it in Astarte") {
+		t.Errorf("Connect of an already registered device without its secret: %v", err)
+	}
+
+	refusal := errors.New("not on the production line")
+	cfg.DeviceID, cfg.StoreDir = "BBBBBBBBBBBBBBBBBBBBBA", t.TempDir()
+	cfg.OnRegister = func(context.Context, string) error { return refusal }
+	d2, err := astarte.New(cfg, retentionIface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close(ctxT(t))
+	if err := d2.Connect(ctxT(t)); !errors.Is(err, pairing.ErrRegistrationRefused) || !errors.Is(err, refusal) {
+		t.Errorf("Connect with a refused registration: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.StoreDir, pairing.SecretFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused registration stored a secret: %v", err)
 	}
 }

@@ -22,8 +22,24 @@ type Config struct {
 	Realm    string
 	DeviceID string
 	// CredentialsSecret authenticates the device to the Pairing API. It is
-	// never logged.
+	// never logged. Leave it empty for a device that registers itself (see
+	// PairingToken).
 	CredentialsSecret string
+	// PairingToken lets a device without a CredentialsSecret register itself
+	// on its first start: an agent JWT allowing POST::agent/devices. The
+	// device then keeps the secret it obtained in StoreDir (0600, file
+	// pairing.SecretFile) and never registers again while that file is
+	// there; the token is not needed after the first start. Requires
+	// StoreDir.
+	PairingToken string
+	// PairingRealmKey, instead of PairingToken, is the realm's private key
+	// (PEM) to sign such a token. It grants every agent right: use it on a
+	// provisioning station, not on devices in the field.
+	PairingRealmKey []byte
+	// OnRegister, when set, is called before the device registers itself,
+	// to approve (nil) or refuse (an error, which Connect then returns,
+	// wrapping pairing.ErrRegistrationRefused) or to observe provisioning.
+	OnRegister func(ctx context.Context, deviceID string) error
 	// PairingURL is the Pairing API base URL, e.g.
 	// "https://api.astarte.example.com/pairing". http:// is refused unless
 	// AllowInsecurePairing is set.
@@ -67,6 +83,15 @@ type Config struct {
 	// StoredCapacity bounds the stored-retention queue (default 1,000,000)
 	// of the store StoreDir selects; when full, sends fail with ErrQueueFull.
 	StoredCapacity int
+	// SyncInterval, when positive, lets a stored Send return once its
+	// message is written to the store file, and flushes the file to the
+	// disk at most that often instead of once per Send (for high-rate
+	// producers: one goroutine reaches tens of thousands of messages per
+	// second instead of hundreds). A crash of the process still loses
+	// nothing; a power loss loses up to SyncInterval of stored messages and
+	// property changes. Zero (the default): every stored Send is on the
+	// disk when it returns. Only for the store StoreDir selects.
+	SyncInterval time.Duration
 	// Logger receives the runtime's logs; nil discards them.
 	Logger *slog.Logger
 	// OnStateChange, when set, is called on every connection state change.
@@ -240,7 +265,7 @@ func New(cfg Config, interfaces ...*Interface) (*Device, error) {
 	creds := cfg.credentials
 	if creds == nil {
 		var err error
-		if creds, err = newPairingSource(cfg, d.log); err != nil {
+		if creds, err = newPairingSource(cfg, d.log, all); err != nil {
 			d.closeStore()
 			return nil, err
 		}
@@ -265,6 +290,9 @@ func checkConfig(cfg *Config) error {
 	}
 	if err := CheckParameter(cfg.DeviceID); err != nil || cfg.DeviceID == "" {
 		return fmt.Errorf("%w: device ID %q", ErrConfig, cfg.DeviceID)
+	}
+	if cfg.CredentialsSecret == "" && (cfg.PairingToken != "" || len(cfg.PairingRealmKey) > 0) && cfg.StoreDir == "" {
+		return fmt.Errorf("%w: a device that registers itself needs StoreDir to keep its credentials secret", ErrConfig)
 	}
 	if cfg.KeepAlive == 0 {
 		cfg.KeepAlive = 30 * time.Second
@@ -351,7 +379,7 @@ func (d *Device) openStore() error {
 	case d.cfg.Store != nil:
 		d.store = d.cfg.Store
 	case d.cfg.StoreDir != "":
-		s, err := store.OpenBolt(d.cfg.StoreDir, store.WithCapacity(d.cfg.StoredCapacity))
+		s, err := store.OpenBolt(d.cfg.StoreDir, store.WithCapacity(d.cfg.StoredCapacity), store.WithSyncInterval(d.cfg.SyncInterval))
 		if err != nil {
 			return fmt.Errorf("open store: %w", err)
 		}

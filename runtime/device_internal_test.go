@@ -1,11 +1,15 @@
 package runtime
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/astarte-gen/astarte-gen/runtime/store"
 )
 
 func TestRingDropsOldest(t *testing.T) {
@@ -84,5 +88,54 @@ func TestCheckConfig(t *testing.T) {
 		if err := checkConfig(&cfg); !errors.Is(err, ErrConfig) {
 			t.Errorf("device ID %q accepted", id)
 		}
+	}
+}
+
+// An acknowledged stored message that the owner read ahead (or reads again
+// behind a rewound cursor) must not be published again before the owner
+// has removed it from the store: within one broker session that would
+// deliver a unique message twice.
+func TestAckedStoredMessageNotRepublished(t *testing.T) {
+	ctx := context.Background()
+	iface := &Interface{Name: "org.x.Q", Major: 1, Type: Datastream, Ownership: OwnershipDevice,
+		Mappings: []Mapping{{Endpoint: "/v", Type: Integer, Reliability: Unique, Retention: Stored}}}
+	d, err := New(Config{Realm: "test", DeviceID: "AJInS0w3VpWpuOqkXhgZdA", PairingURL: "https://127.0.0.1:1", CredentialsSecret: "x"}, iface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(ctx)
+	for i := range 3 {
+		msg := &store.Message{Interface: iface.Name, Major: 1, Path: "/v", QoS: 2, Payload: []byte{byte(i)}}
+		if err := d.store.Enqueue(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pending, err := d.store.Pending(ctx, 0, 3)
+	if err != nil || len(pending) != 3 {
+		t.Fatalf("pending = %v, %v", pending, err)
+	}
+	// The second message has a flow in the session (as restored after a
+	// restart): a PUBREL awaiting its PUBCOMP.
+	rel := packets.NewControlPacket(packets.Pubrel).(*packets.PubrelPacket)
+	rel.MessageID = 7
+	d.session.preload(outboundKey(7), rel, &record{kind: recStored, storedID: pending[1].ID})
+
+	var o owner
+	first, ok := d.nextStored(ctx, &o)
+	if !ok || first.rec.storedID != pending[0].ID {
+		t.Fatalf("first publish: %+v, %v; want message %d", first.rec, ok, pending[0].ID)
+	}
+	d.session.view().Del(outboundKey(7)) // PUBCOMP: the broker has it
+	next, ok := d.nextStored(ctx, &o)
+	if !ok || next.rec.storedID != pending[2].ID {
+		t.Fatalf("after the acknowledgement the owner publishes %+v (%v); want message %d, not the acknowledged %d",
+			next.rec, ok, pending[2].ID, pending[1].ID)
+	}
+	d.settle(ctx, &o)
+	if n, err := d.store.Len(ctx); err != nil || n != 2 {
+		t.Errorf("store holds %d messages (%v), want 2 (the acknowledged one removed)", n, err)
+	}
+	if d.session.holds(pending[1].ID) {
+		t.Error("the settled message is still marked as in flight")
 	}
 }

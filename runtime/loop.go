@@ -38,6 +38,10 @@ type owner struct {
 	// more says the queues may hold something: senders woke the loop, or
 	// a cursor moved back, since the queues were last found empty.
 	more bool
+	// Renewal refused (credentials inhibited, Pairing API down): the
+	// device keeps its certificate and retries at renewRetry, backing off.
+	renewFailures int
+	renewRetry    time.Time
 }
 
 // Connect pairs if needed, connects, and returns once the device is
@@ -129,6 +133,7 @@ func (d *Device) run(ctx context.Context, ready chan<- error) {
 			d.report(&Error{Kind: ErrConnection, Err: err, Op: "connection attempt failed"})
 		}
 		if ctx.Err() != nil {
+			d.settleLast(&o)
 			d.setState(Disconnected)
 			return
 		}
@@ -200,7 +205,7 @@ func (d *Device) awaitReleases(ctx context.Context, c *conn) error {
 // serve publishes queued data on c and settles acknowledgements until c is
 // lost, ctx ends, or the certificate is due for renewal.
 func (d *Device) serve(ctx context.Context, c *conn, o *owner) {
-	renew := d.renewTimer()
+	renew := d.renewTimer(o)
 	defer renew.Stop()
 	o.more = true
 	for {
@@ -209,42 +214,20 @@ func (d *Device) serve(ctx context.Context, c *conn, o *owner) {
 			return
 		}
 		d.pump(ctx, c, o)
-		discards := d.discards
-		if d.windowFull() || o.probing {
-			discards = nil // wait for acknowledgements first
-		}
+		// The writer takes discard messages itself, except while a probe
+		// must be alone in flight.
+		c.setDirect(!o.probing)
 		select {
 		case <-c.lost:
 		case <-ctx.Done():
 		case <-d.wake:
 			o.more = true
 		case <-d.session.signal:
-		case out := <-discards:
-			d.publishDiscards(ctx, c, out)
 		case <-renew.C:
-			if d.renew(ctx, c) {
+			if d.renew(ctx, c, o) {
 				return
 			}
-			renew = d.renewTimer()
-		}
-	}
-}
-
-// publishDiscards publishes out and the discard messages already waiting
-// behind it, as long as the window allows: a burst costs one turn of the
-// loop, not one per message.
-func (d *Device) publishDiscards(ctx context.Context, c *conn, out outbound) {
-	for n := 1; ; n++ {
-		if !d.write(ctx, c, writeReq{out: out}) {
-			return
-		}
-		if n == drainBatch || d.windowFull() {
-			return
-		}
-		select {
-		case out = <-d.discards:
-		default:
-			return
+			renew = d.renewTimer(o)
 		}
 	}
 }
@@ -255,24 +238,44 @@ func (d *Device) windowFull() bool {
 	return d.session.inFlight()+int(d.handing.Load()) >= d.cfg.MaxInFlight
 }
 
-// renewTimer fires when the certificate is due for renewal (never when
-// the credentials say there is nothing to renew).
-func (d *Device) renewTimer() *time.Timer {
+// renewTimer fires when the certificate is due for renewal, or when a
+// refused renewal is to be tried again (never when the credentials say
+// there is nothing to renew).
+func (d *Device) renewTimer(o *owner) *time.Timer {
 	t := time.NewTimer(0)
 	t.Stop()
 	if at := d.creds.renewAt(); !at.IsZero() {
+		if o.renewRetry.After(at) {
+			at = o.renewRetry
+		}
 		t.Reset(max(time.Until(at), 0))
 	}
 	return t
 }
 
+// Retries of a refused renewal back off from renewRetryMin to
+// renewRetryMax: the certificate in use stays valid meanwhile, and an
+// inhibited device may wait days for an operator.
+const (
+	renewRetryMin = 10 * time.Second
+	renewRetryMax = time.Hour
+)
+
 // renew obtains a new certificate; the connection is then replaced so that
-// it uses it. It reports whether it ended the connection.
-func (d *Device) renew(ctx context.Context, c *conn) bool {
+// it uses it. It reports whether it ended the connection. A refusal is
+// reported, and retried later with a growing delay.
+func (d *Device) renew(ctx context.Context, c *conn, o *owner) bool {
 	if err := d.creds.renew(ctx); err != nil {
-		d.report(&Error{Kind: ErrConnection, Err: fmt.Errorf("renewing the client certificate: %w", err), Op: "certificate renewal failed"})
+		o.renewFailures++
+		delay := renewRetryMax
+		if o.renewFailures < 10 {
+			delay = min(renewRetryMin<<(o.renewFailures-1), renewRetryMax)
+		}
+		o.renewRetry = time.Now().Add(delay/2 + rand.N(delay/2+1))
+		d.report(&Error{Kind: ErrConnection, Err: fmt.Errorf("renewing the client certificate (next try in about %v): %w", delay.Round(time.Second), err), Op: "certificate renewal failed"})
 		return false
 	}
+	o.renewFailures, o.renewRetry = 0, time.Time{}
 	d.log.Info("client certificate renewed; reconnecting with it")
 	c.ended.Store(true) // teardown closes it
 	return true
@@ -285,6 +288,7 @@ func (d *Device) renew(ctx context.Context, c *conn) bool {
 func (d *Device) teardown(c *conn, o *owner) {
 	ended := c.ended.Load()
 	live := !c.isLost()
+	c.direct.Store(false)
 	close(c.reqs)
 	if live {
 		// The device ends a live connection (Close, renewal): let the
@@ -351,6 +355,15 @@ func (d *Device) judge(ctx context.Context, o *owner, sessionPresent bool) {
 	}
 }
 
+// settleLast applies the acknowledgements the last connection received
+// after the owner's last turn, so that Close leaves no acknowledged
+// message in the store for the next process to publish again.
+func (d *Device) settleLast(o *owner) {
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.WriteTimeout)
+	defer cancel()
+	d.settle(ctx, o)
+}
+
 // settle applies acknowledgements (removing stored messages, clearing
 // property marks) and requeues what a lost session orphaned.
 func (d *Device) settle(ctx context.Context, o *owner) {
@@ -374,6 +387,7 @@ func (d *Device) settle(ctx context.Context, o *owner) {
 		if err := d.store.Ack(ctx, ids...); err != nil && !d.isClosed() {
 			d.report(&Error{Kind: ErrStore, Err: err, Op: "removing acknowledged messages from the store"})
 		}
+		d.session.forget(ids)
 	}
 	for _, r := range orphans {
 		d.requeue(o, r)

@@ -17,8 +17,18 @@ import (
 // pairingSource gets credentials from the Pairing API, keeping them in the
 // store directory.
 type pairingSource struct {
-	m   *pairing.Manager
-	log *slog.Logger
+	cfg    Config
+	client *pairing.Client
+	log    *slog.Logger
+	// introspection is sent when the device registers itself.
+	introspection map[string]pairing.Version
+	// m is created once the credentials secret is known (at once, or after
+	// the device registered itself); only the owner loop sets it.
+	m *pairing.Manager
+	// transport is closed after each use: the Pairing API is needed once
+	// in a certificate's life, so an idle keep-alive connection would only
+	// hold a file descriptor (thousands of them in a simulator).
+	transport *http.Transport
 
 	mu   sync.Mutex
 	leaf *x509.Certificate // the certificate in use
@@ -27,7 +37,7 @@ type pairingSource struct {
 	obtained time.Time
 }
 
-func newPairingSource(cfg Config, log *slog.Logger) (credentialSource, error) {
+func newPairingSource(cfg Config, log *slog.Logger, interfaces []*Interface) (credentialSource, error) {
 	if cfg.PairingURL == "" {
 		return nil, fmt.Errorf("%w: no pairing URL", ErrConfig)
 	}
@@ -45,32 +55,80 @@ func newPairingSource(cfg Config, log *slog.Logger) (credentialSource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
+	s := &pairingSource{cfg: cfg, client: client, log: log, transport: transport, introspection: map[string]pairing.Version{}}
+	for _, i := range interfaces {
+		s.introspection[i.Name] = pairing.Version{Major: i.Major, Minor: i.Minor}
+	}
+	// Without a secret, the one the device stored when it registered itself
+	// is read at Connect (register).
+	if cfg.CredentialsSecret != "" || cfg.StoreDir == "" {
+		if err := s.manage(cfg.CredentialsSecret); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	}
+	return s, nil
+}
+
+// manage creates the certificate manager for the device's secret.
+func (s *pairingSource) manage(secret string) error {
 	m, err := pairing.NewManager(pairing.ManagerConfig{
-		Client: client, DeviceID: cfg.DeviceID, Secret: cfg.CredentialsSecret, Dir: cfg.StoreDir, Logger: log,
-		RenewFraction: cfg.RenewFraction,
+		Client: s.client, DeviceID: s.cfg.DeviceID, Secret: secret, Dir: s.cfg.StoreDir, Logger: s.log,
+		RenewFraction: s.cfg.RenewFraction,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		return err
 	}
-	return &pairingSource{m: m, log: log}, nil
+	s.mu.Lock()
+	s.m = m
+	s.mu.Unlock()
+	return nil
+}
+
+// register obtains the credentials secret of a device that registers
+// itself: the stored one, or a new one from the Pairing API.
+func (s *pairingSource) register(ctx context.Context) error {
+	secret, registered, err := pairing.EnsureSecret(ctx, s.client, s.cfg.StoreDir, s.cfg.DeviceID, pairing.Registration{
+		Token: s.cfg.PairingToken, RealmKeyPEM: s.cfg.PairingRealmKey, Introspection: s.introspection, Approve: s.cfg.OnRegister,
+	})
+	if err != nil {
+		return err
+	}
+	if registered {
+		s.log.Info("device registered itself with the Pairing API; credentials secret stored", "dir", s.cfg.StoreDir)
+	}
+	return s.manage(secret)
 }
 
 // permanentPairing marks the pairing errors that retrying cannot fix.
 func permanentPairing(err error) error {
 	if errors.Is(err, pairing.ErrUnauthorized) || errors.Is(err, pairing.ErrDeviceNotFound) || errors.Is(err, pairing.ErrNotFound) ||
-		errors.Is(err, pairing.ErrCredentialsInhibited) || errors.Is(err, pairing.ErrInsecureURL) {
+		errors.Is(err, pairing.ErrCredentialsInhibited) || errors.Is(err, pairing.ErrInsecureURL) ||
+		errors.Is(err, pairing.ErrAlreadyRegistered) || errors.Is(err, pairing.ErrRegistrationRefused) || errors.Is(err, pairing.ErrKey) ||
+		errors.Is(err, pairing.ErrNoSecret) {
 		return permanentError{err}
 	}
 	return err
 }
 
 func (s *pairingSource) credentials(ctx context.Context) (tls.Certificate, string, error) {
+	defer s.transport.CloseIdleConnections()
+	if s.manager() == nil {
+		if err := s.register(ctx); err != nil {
+			return tls.Certificate{}, "", permanentPairing(err)
+		}
+	}
 	c, err := s.m.Ensure(ctx)
 	if err != nil {
 		return tls.Certificate{}, "", permanentPairing(err)
 	}
 	s.use(c)
 	return c.Certificate, c.BrokerURL, nil
+}
+
+func (s *pairingSource) manager() *pairing.Manager {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m
 }
 
 // use records the certificate in use.
@@ -106,6 +164,7 @@ func (s *pairingSource) renewAt() time.Time {
 }
 
 func (s *pairingSource) renew(ctx context.Context) error {
+	defer s.transport.CloseIdleConnections()
 	c, err := s.m.Renew(ctx)
 	if err != nil {
 		return err
@@ -117,6 +176,7 @@ func (s *pairingSource) renew(ctx context.Context) error {
 // rejected follows the Astarte guide: ask the Pairing API whether the
 // certificate is still valid, and obtain a new one if it is not.
 func (s *pairingSource) rejected(ctx context.Context, cause error) error {
+	defer s.transport.CloseIdleConnections()
 	v, err := s.m.Verify(ctx)
 	if err != nil {
 		return permanentPairing(err)

@@ -192,6 +192,14 @@ func TestCrashLosesNoStoredData(t *testing.T) {
 		crashChild(t)
 		return
 	}
+	// Both durability modes: one fsync per Send, and Config.SyncInterval,
+	// where a process crash must lose nothing either.
+	for _, sync := range []string{"0", "50ms"} {
+		t.Run("sync-interval-"+sync, func(t *testing.T) { crashTest(t, sync) })
+	}
+}
+
+func crashTest(t *testing.T, syncInterval string) {
 	total := 2000
 	if n, err := strconv.Atoi(os.Getenv("ASTARTE_CRASH_MESSAGES")); err == nil && n > 0 {
 		total = n
@@ -206,7 +214,7 @@ func TestCrashLosesNoStoredData(t *testing.T) {
 	next, kills := 0, 0
 	for attempt := 0; next < total; attempt++ {
 		var killed bool
-		next, killed = runCrashChild(t, cfg, caFile, next, total, attempt < 8)
+		next, killed = runCrashChild(t, cfg, caFile, syncInterval, next, total, attempt < 8)
 		if killed {
 			kills++
 		}
@@ -241,9 +249,9 @@ func TestCrashLosesNoStoredData(t *testing.T) {
 // runCrashChild runs the child from message next; with kill it is killed
 // after a random delay. It returns the number after the last message the
 // child reported as durably queued, and whether the kill interrupted it.
-func runCrashChild(t *testing.T, cfg astarte.Config, caFile string, next, total int, kill bool) (int, bool) {
+func runCrashChild(t *testing.T, cfg astarte.Config, caFile, syncInterval string, next, total int, kill bool) (int, bool) {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashLosesNoStoredData$", "-test.v")
-	cmd.Env = append(os.Environ(), crashChildEnv+"=1",
+	cmd.Env = append(os.Environ(), crashChildEnv+"=1", "CRASH_SYNC="+syncInterval,
 		"CRASH_SECRET="+cfg.CredentialsSecret, "CRASH_PAIRING="+cfg.PairingURL, "CRASH_CA="+caFile,
 		"CRASH_STORE="+cfg.StoreDir, "CRASH_FROM="+strconv.Itoa(next), "CRASH_TO="+strconv.Itoa(total))
 	out, err := cmd.StdoutPipe()
@@ -273,7 +281,8 @@ func runCrashChild(t *testing.T, cfg astarte.Config, caFile string, next, total 
 }
 
 // crashChild is the device process: it sends CRASH_FROM..CRASH_TO-1 and
-// prints "queued N" after each Send returns (the message is then durable).
+// prints "queued N" after each Send returns (the message is then durable
+// against a crash of the process).
 func crashChild(t *testing.T) {
 	pemCA, err := os.ReadFile(os.Getenv("CRASH_CA"))
 	if err != nil {
@@ -285,6 +294,9 @@ func crashChild(t *testing.T) {
 		ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond,
 	}
 	a.RootCAs = poolFromPEM(t, pemCA)
+	if a.SyncInterval, err = time.ParseDuration(os.Getenv("CRASH_SYNC")); err != nil {
+		t.Fatal(err)
+	}
 	d, err := astarte.New(*a, retentionIface)
 	if err != nil {
 		t.Fatal(err)

@@ -95,7 +95,8 @@ func (s *session) attach(e *entry, rec *record) {
 	}
 }
 
-// detach takes e's record back; s.mu must be held.
+// detach takes e's record back; s.mu must be held. A stored message stays
+// marked (see forget).
 func (s *session) detach(e *entry) *record {
 	rec := e.rec
 	if rec == nil {
@@ -103,7 +104,6 @@ func (s *session) detach(e *entry) *record {
 	}
 	e.rec = nil
 	s.pending--
-	delete(s.stored, rec.storedID)
 	return rec
 }
 
@@ -166,6 +166,7 @@ func (s *session) lost() {
 	for _, e := range s.entries {
 		if rec := s.detach(e); rec != nil {
 			s.orphans = append(s.orphans, rec)
+			delete(s.stored, rec.storedID)
 		}
 	}
 	s.entries = map[string]*entry{}
@@ -202,17 +203,26 @@ func (s *session) releasing() bool {
 	return false
 }
 
-// giveBack returns a record that never entered the session to the owner.
-func (s *session) giveBack(rec *record) { s.handBack(&s.orphans, rec) }
-
-// handBack puts a record that is no longer on its way into list (acked or
-// orphans) for the owner.
-func (s *session) handBack(list *[]*record, rec *record) {
+// giveBack returns a record that never entered the session to the owner,
+// to be published again.
+func (s *session) giveBack(rec *record) {
 	s.mu.Lock()
-	*list = append(*list, rec)
+	s.orphans = append(s.orphans, rec)
 	delete(s.stored, rec.storedID)
 	s.mu.Unlock()
 	s.notify()
+}
+
+// forget ends the marks of stored messages the owner has removed from the
+// store. Until then an acknowledged message stays marked: the owner may
+// still read it from the queue (a batch read earlier, or a cursor rewound
+// behind it), and must not publish it again.
+func (s *session) forget(ids []uint64) {
+	s.mu.Lock()
+	for _, id := range ids {
+		delete(s.stored, id)
+	}
+	s.mu.Unlock()
 }
 
 // take marks a stored message as taken by the owner loop, on its way to
@@ -225,7 +235,12 @@ func (s *session) takeStored(id uint64) {
 }
 
 // settled queues rec as done without a broker acknowledgement (QoS 0).
-func (s *session) settled(rec *record) { s.handBack(&s.acked, rec) }
+func (s *session) settled(rec *record) {
+	s.mu.Lock()
+	s.acked = append(s.acked, rec)
+	s.mu.Unlock()
+	s.notify()
+}
 
 // take returns the acknowledged and orphaned records since the last call.
 func (s *session) take() (acked, orphans []*record) {

@@ -47,14 +47,40 @@ func (d *Device) returnWrite(req writeReq) {
 }
 
 // writer publishes what the owner loop hands it, in order, until the owner
-// closes c.reqs. paho's Publish may block (a full socket, or a connection
-// dying under it, up to Config.WriteTimeout): it blocks this goroutine,
-// never the owner loop or a caller.
+// closes c.reqs; while c.direct allows and the in-flight window has room,
+// it also takes discard messages from the senders. paho's Publish may
+// block (a full socket, or a connection dying under it, up to
+// Config.WriteTimeout): it blocks this goroutine, never the owner loop or
+// a caller.
 func (d *Device) writer(c *conn) {
 	defer d.wg.Done()
 	defer close(c.writerDone)
-	for req := range c.reqs {
-		d.publishNow(c, req)
+	for {
+		var discards chan outbound
+		if c.direct.Load() && !d.windowFull() {
+			discards = d.discards
+		}
+		select {
+		case req, ok := <-c.reqs:
+			if !ok {
+				return
+			}
+			d.publishNow(c, req)
+		case out := <-discards:
+			d.handing.Add(1)
+			d.publishNow(c, writeReq{out: out})
+		case <-c.roomy:
+		}
+	}
+}
+
+// setDirect turns the writer's direct intake of discard messages on or off
+// and wakes it to look again (the window may have opened).
+func (c *conn) setDirect(on bool) {
+	c.direct.Store(on)
+	select {
+	case c.roomy <- struct{}{}:
+	default:
 	}
 }
 

@@ -172,6 +172,7 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 	st.clearSession = false
 	st.client = cl
 	st.connections++
+	st.notify() // WaitConnections
 	if clear || !resumable {
 		st.sessions++
 		st.awaitingRelease, st.released = map[uint16]string{}, map[uint16]string{}

@@ -19,6 +19,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -32,6 +33,7 @@ type pairingSide struct {
 	httpServer   *httptest.Server
 	brokerURL    string // handed out instead of our broker's, when set
 	pairingAddr  string // where the Pairing API listens; empty: a free port
+	pairingConns atomic.Int64
 }
 
 // deviceRecord is what the fake Pairing API knows of a device.
@@ -74,6 +76,14 @@ func (a *Astarte) startPairing() error {
 		srv.Listener = ln
 	}
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{a.ca.ServerCertificate()}, MinVersion: tls.VersionTLS12}
+	srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		switch state {
+		case http.StateNew:
+			a.pairingConns.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			a.pairingConns.Add(-1)
+		}
+	}
 	srv.StartTLS()
 	a.httpServer = srv
 	return nil
@@ -84,6 +94,10 @@ func (a *Astarte) stopPairing() {
 		a.httpServer.Close()
 	}
 }
+
+// PairingConnections returns how many client connections the Pairing API
+// has open now (devices should not keep one once paired).
+func (a *Astarte) PairingConnections() int { return int(a.pairingConns.Load()) }
 
 // PairingURL returns the Pairing API base URL (devices append
 // /v1/<realm>/...).

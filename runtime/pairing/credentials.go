@@ -83,8 +83,13 @@ func (m *Manager) identity() string { return m.cfg.Client.realm + "/" + m.cfg.De
 
 // Ensure returns usable credentials: the ones in memory or on disk when they
 // belong to this device and have not expired, else new ones from the
-// Pairing API. A device whose credentials are inhibited gets
-// ErrCredentialsInhibited.
+// Pairing API. Stored credentials with a stored broker URL are returned
+// without asking the Pairing API at all, as Astarte's guide has it: the
+// device connects first, and goes to the Pairing API only when the broker
+// refuses the certificate (Verify, Renew) or renewal is due. That keeps a
+// fleet reconnecting after a broker outage off the Pairing API. Without a
+// stored broker URL it asks the device info endpoint; a device whose
+// credentials are inhibited then gets ErrCredentialsInhibited.
 func (m *Manager) Ensure(ctx context.Context) (Credentials, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -94,6 +99,9 @@ func (m *Manager) Ensure(ctx context.Context) (Credentials, error) {
 		} else if !errors.Is(err, os.ErrNotExist) {
 			m.log.Warn("discarding stored certificate", "reason", err)
 		}
+	}
+	if m.creds != nil && m.usable(m.creds.Leaf) && m.creds.BrokerURL != "" {
+		return *m.creds, nil
 	}
 	if m.creds != nil && m.usable(m.creds.Leaf) {
 		if broker, err := m.brokerURL(ctx); err == nil {

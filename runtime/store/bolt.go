@@ -53,9 +53,12 @@ type Bolt struct {
 	closing chan struct{}
 	done    chan struct{}
 
-	mu     sync.Mutex
-	acked  map[uint64]struct{} // acked, deletion not yet committed
-	closed bool
+	mu      sync.Mutex
+	acked   map[uint64]struct{} // acked, deletion not yet committed
+	closed  bool
+	syncErr error // the last periodic flush failed (WithSyncInterval)
+	// unsynced says commits were written since the last periodic flush.
+	unsynced atomic.Bool
 }
 
 // writeReq is one Enqueue (msgs) or a flush of pending acks (msgs nil).
@@ -83,6 +86,7 @@ func OpenBolt(dir string, opts ...Option) (*Bolt, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: %s: %w", path, err)
 	}
+	db.NoSync = b.opts.syncInterval > 0 // after initialize, which is synced
 	go b.writer()
 	return b, nil
 }
@@ -239,6 +243,9 @@ func (b *Bolt) Enqueue(ctx context.Context, msgs ...*Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
+	if b.opts.syncInterval > 0 {
+		return b.enqueueNow(msgs)
+	}
 	req := &writeReq{msgs: msgs, err: make(chan error, 1)}
 	select {
 	case b.reqs <- req:
@@ -263,19 +270,89 @@ func (b *Bolt) Enqueue(ctx context.Context, msgs ...*Message) error {
 	}
 }
 
-// writer commits queued requests in groups until Close.
+// enqueueNow commits msgs in the caller's goroutine. With a sync interval
+// there is no fsync for concurrent senders to share, so the hop to the
+// writer would only add latency; bbolt serialises the transactions.
+func (b *Bolt) enqueueNow(msgs []*Message) error {
+	if b.isClosed() {
+		return ErrClosed
+	}
+	if err := b.takeSyncErr(); err != nil {
+		return err
+	}
+	n := int64(len(msgs))
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		if b.count.Load()+n > int64(b.opts.capacity) {
+			return ErrFull
+		}
+		return putMessages(tx.Bucket(bucketQueue), msgs)
+	})
+	switch {
+	case errors.Is(err, ErrFull):
+		return ErrFull
+	case errors.Is(err, bolt.ErrDatabaseNotOpen):
+		return ErrClosed
+	case err != nil:
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	b.count.Add(n)
+	b.unsynced.Store(true)
+	return nil
+}
+
+// takeSyncErr returns, once, the error of a failed periodic flush.
+func (b *Bolt) takeSyncErr() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	err := b.syncErr
+	b.syncErr = nil
+	if err != nil {
+		return fmt.Errorf("store: flushing to disk: %w", err)
+	}
+	return nil
+}
+
+// writer commits queued requests in groups until Close. With a sync
+// interval it also flushes the file to the disk on that period, when
+// something was committed since the last flush, and once more at Close.
 func (b *Bolt) writer() {
 	defer close(b.done)
+	var tick <-chan time.Time
+	if b.opts.syncInterval > 0 {
+		t := time.NewTicker(b.opts.syncInterval)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		var batch []*writeReq
 		select {
 		case r := <-b.reqs:
 			batch = append(batch, r)
+		case <-tick:
+			if b.unsynced.Swap(false) {
+				b.sync()
+			}
+			continue
 		case <-b.closing:
 			b.commit(b.drainRequests(nil))
+			if tick != nil {
+				b.sync()
+			}
 			return
 		}
 		b.commit(b.drainRequests(batch))
+		b.unsynced.Store(true)
+	}
+}
+
+// sync flushes what NoSync commits wrote to the disk. A failure is kept
+// for the next commit to report: the data is still in the file, and the
+// next flush retries.
+func (b *Bolt) sync() {
+	if err := b.db.Sync(); err != nil {
+		b.mu.Lock()
+		b.syncErr = err
+		b.mu.Unlock()
 	}
 }
 
@@ -302,6 +379,14 @@ func (b *Bolt) commit(batch []*writeReq) {
 	}
 	b.mu.Unlock()
 	results := make([]error, len(batch))
+	if err := b.takeSyncErr(); err != nil {
+		// Report it once, to the senders of this commit: the disk refused a
+		// flush, and what they queue now may not survive a power loss.
+		for _, r := range batch {
+			r.err <- err
+		}
+		return
+	}
 	err := b.db.Update(func(tx *bolt.Tx) error {
 		q := tx.Bucket(bucketQueue)
 		for _, id := range acks {

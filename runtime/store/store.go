@@ -26,7 +26,10 @@ const DefaultCapacity = 1_000_000
 // Option configures a store.
 type Option func(*options)
 
-type options struct{ capacity int }
+type options struct {
+	capacity     int
+	syncInterval time.Duration
+}
 
 func newOptions(opts []Option) options {
 	o := options{capacity: DefaultCapacity}
@@ -45,6 +48,17 @@ func WithCapacity(n int) Option {
 			o.capacity = n
 		}
 	}
+}
+
+// WithSyncInterval trades durability against power loss for throughput
+// (Bolt only): commits are written to the file at once but flushed to the
+// disk (fsync) at most every d, instead of before each Enqueue returns. A
+// crash of the process loses nothing, since the operating system holds
+// what was written; a power loss or kernel crash loses up to d of
+// writes and may leave the file damaged (bbolt writes its pages without
+// ordering guarantees then). Zero or less keeps one fsync per commit.
+func WithSyncInterval(d time.Duration) Option {
+	return func(o *options) { o.syncInterval = max(d, 0) }
 }
 
 // PropertyKey identifies a property value.
