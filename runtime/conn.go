@@ -46,6 +46,26 @@ type conn struct {
 	// ended says the device itself ended the connection (renewal, a stuck
 	// write, Close) rather than the broker or the network.
 	ended atomic.Bool
+	// cause is why the connection ended, for Status.
+	causeMu sync.Mutex
+	cause   error
+}
+
+// setCause records why the connection ended, unless it is known already.
+func (c *conn) setCause(err error) {
+	c.causeMu.Lock()
+	if c.cause == nil {
+		c.cause = err
+	}
+	c.causeMu.Unlock()
+}
+
+// lostCause returns why the connection ended (nil: the device ended it,
+// or it is still up).
+func (c *conn) lostCause() error {
+	c.causeMu.Lock()
+	defer c.causeMu.Unlock()
+	return c.cause
 }
 
 // markLost closes lost once.
@@ -130,6 +150,7 @@ func (d *Device) dial(ctx context.Context, cert tls.Certificate, broker string) 
 		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { d.enqueueIncoming(c, m) }).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			d.log.Info("connection lost", "err", err)
+			c.setCause(err)
 			c.markLost()
 		})
 	c.client = mqtt.NewClient(opts)

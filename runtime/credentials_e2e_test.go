@@ -8,7 +8,9 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -187,8 +189,8 @@ func TestRenewalRefusedBacksOff(t *testing.T) {
 	if n > 6 {
 		t.Errorf("%d Pairing API requests in about 2 s while inhibited (%v): a retry loop", n, a.PairingRequests(cfg.DeviceID))
 	}
-	if d.State() != astarte.Connected {
-		t.Errorf("state %v: the device should stay connected with its valid certificate", d.State())
+	if st := d.Status(); st.State != astarte.Connected || !st.Inhibited || !st.Paired {
+		t.Errorf("status %+v: the device should stay connected with its valid certificate, and say it is inhibited", st)
 	}
 	if err := d.Send(ctxT(t), retentionIface.Name, "/stored", int64(5)); err != nil {
 		t.Fatal(err)
@@ -277,5 +279,54 @@ func TestSelfRegistrationErrors(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(cfg.StoreDir, pairing.SecretFile)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a refused registration stored a secret: %v", err)
+	}
+}
+
+// Status says who the device is, whether it holds a certificate and until
+// when, its state, and why the last connection ended; the state hook gets
+// the same snapshot on each change.
+func TestStatus(t *testing.T) {
+	a := astartetest.New(t, retentionIface)
+	cfg := testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA")
+	var mu sync.Mutex
+	var seen []astarte.Status
+	cfg.OnStateChange = func(s astarte.Status) {
+		mu.Lock()
+		seen = append(seen, s)
+		mu.Unlock()
+	}
+	d, err := astarte.New(cfg, retentionIface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := d.Status(); st.DeviceID != cfg.DeviceID || d.DeviceID() != cfg.DeviceID || st.State != astarte.Disconnected || st.Paired || st.LastError != nil {
+		t.Errorf("before Connect: %+v", st)
+	}
+	if err := d.Connect(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	st := d.Status()
+	if st.State != astarte.Connected || !st.Paired || time.Until(st.CertificateExpiry) < time.Hour || st.Inhibited {
+		t.Errorf("connected: %+v", st)
+	}
+	a.DropConnection(cfg.DeviceID)
+	a.WaitFor(t, "the device back, knowing why it lost the connection", func() bool {
+		st := d.Status()
+		return st.State == astarte.Connected && st.LastError != nil && strings.Contains(st.LastError.Error(), "connection lost")
+	})
+	if err := d.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if st := d.Status(); st.State != astarte.Closed {
+		t.Errorf("after Close: %+v", st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var states []astarte.State
+	for _, s := range seen {
+		states = append(states, s.State)
+	}
+	if len(states) < 5 || states[0] != astarte.Connecting || states[1] != astarte.Connected || states[len(states)-1] != astarte.Closed || !slices.Contains(states, astarte.Disconnected) {
+		t.Errorf("the hook saw %v", states)
 	}
 }

@@ -94,9 +94,10 @@ type Config struct {
 	SyncInterval time.Duration
 	// Logger receives the runtime's logs; nil discards them.
 	Logger *slog.Logger
-	// OnStateChange, when set, is called on every connection state change.
-	// It must not block.
-	OnStateChange func(State)
+	// OnStateChange, when set, receives the device's Status on every
+	// connection state change and when the Pairing API reports the
+	// credentials inhibited or no longer inhibited. It must not block.
+	OnStateChange func(Status)
 	// OnError, when set, receives errors that have no caller to return to,
 	// each an *Error saying what failed (invalid data from the server, a
 	// handler's error, a dead letter, a failed connection attempt). It must
@@ -147,6 +148,34 @@ type credentialSource interface {
 	// never); renew replaces it.
 	renewAt() time.Time
 	renew(ctx context.Context) error
+	// status reports the certificate in use and whether the Pairing API
+	// last said the credentials are inhibited.
+	status() credentialStatus
+}
+
+// credentialStatus is what a credentialSource knows for Status.
+type credentialStatus struct {
+	expiry    time.Time // of the certificate in use; zero: none
+	inhibited bool
+}
+
+// Status is a snapshot of a device's identity, connection and credentials.
+type Status struct {
+	DeviceID string
+	State    State
+	// Since is when the device entered State.
+	Since time.Time
+	// Paired says the device holds a client certificate; it expires at
+	// CertificateExpiry.
+	Paired            bool
+	CertificateExpiry time.Time
+	// Inhibited says the Pairing API's last answer was that an operator
+	// inhibited the device's credentials: it keeps connecting with the
+	// certificate it holds, but cannot obtain a new one.
+	Inhibited bool
+	// LastError is why the last connection ended or the last attempt to
+	// connect failed (nil: none yet, or the device ended it itself).
+	LastError error
 }
 
 // ifaceInfo is an interface with what the device precomputes about it.
@@ -198,7 +227,8 @@ type Device struct {
 	volatile ring
 	dirty    map[store.PropertyKey]bool // device properties to publish; true: even if sent
 	handlers map[string]HandlerFunc
-	lastErr  error // cause of the last failed connection attempt
+	lastErr  error     // cause of the last lost connection or failed attempt
+	since    time.Time // when state was entered
 	// progress is closed and replaced whenever queued data was settled or
 	// the state changed, while Flush calls (flushers) wait on it.
 	progress chan struct{}
@@ -237,6 +267,7 @@ func New(cfg Config, interfaces ...*Interface) (*Device, error) {
 		dirty:    map[store.PropertyKey]bool{},
 		volatile: ring{limit: cfg.VolatileCapacity},
 		progress: make(chan struct{}),
+		since:    time.Now(),
 	}
 	d.handlerCtx, d.cancelHandler = context.WithCancel(context.Background())
 	if d.log == nil {
@@ -470,16 +501,37 @@ func (d *Device) setState(s State) {
 	d.mu.Lock()
 	changed := d.state != s && d.state != Closed
 	if changed {
-		d.state = s
+		d.state, d.since = s, time.Now()
 		d.online.Store(s == Connected)
 		d.progressed()
 	}
 	d.mu.Unlock()
 	if changed {
 		d.log.Info("connection state", "state", s.String())
-		if d.cfg.OnStateChange != nil {
-			d.cfg.OnStateChange(s)
-		}
+		d.notifyStatus()
+	}
+}
+
+// notifyStatus delivers the status to the state hook.
+func (d *Device) notifyStatus() {
+	if d.cfg.OnStateChange != nil {
+		d.cfg.OnStateChange(d.Status())
+	}
+}
+
+// DeviceID returns the device's ID.
+func (d *Device) DeviceID() string { return d.cfg.DeviceID }
+
+// Status returns the device's current status; it may be called at any
+// time, also after Close.
+func (d *Device) Status() Status {
+	cs := d.creds.status()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return Status{
+		DeviceID: d.cfg.DeviceID, State: d.state, Since: d.since,
+		Paired: !cs.expiry.IsZero(), CertificateExpiry: cs.expiry, Inhibited: cs.inhibited,
+		LastError: d.lastErr,
 	}
 }
 
@@ -528,7 +580,7 @@ func (d *Device) Close(ctx context.Context) error {
 		d.mu.Unlock()
 		return ErrClosed
 	}
-	d.state = Closed
+	d.state, d.since = Closed, time.Now()
 	d.online.Store(false)
 	d.progressed()
 	d.mu.Unlock()
@@ -546,8 +598,6 @@ func (d *Device) Close(ctx context.Context) error {
 		err = fmt.Errorf("astarte: close: %w: a handler or the connection was still running; the store was released anyway", ctx.Err())
 	}
 	d.closeStore()
-	if d.cfg.OnStateChange != nil {
-		d.cfg.OnStateChange(Closed)
-	}
+	d.notifyStatus()
 	return err
 }

@@ -122,6 +122,11 @@ func (d *Device) run(ctx context.Context, ready chan<- error) {
 			}
 			d.serve(ctx, c, &o)
 			d.teardown(c, &o)
+			if cause := c.lostCause(); cause != nil {
+				d.mu.Lock()
+				d.lastErr = fmt.Errorf("connection lost: %w", cause)
+				d.mu.Unlock()
+			}
 		} else if ctx.Err() == nil {
 			d.mu.Lock()
 			d.lastErr = err
@@ -265,6 +270,12 @@ const (
 // it uses it. It reports whether it ended the connection. A refusal is
 // reported, and retried later with a growing delay.
 func (d *Device) renew(ctx context.Context, c *conn, o *owner) bool {
+	wasInhibited := d.creds.status().inhibited
+	defer func() {
+		if d.creds.status().inhibited != wasInhibited {
+			d.notifyStatus()
+		}
+	}()
 	if err := d.creds.renew(ctx); err != nil {
 		o.renewFailures++
 		delay := renewRetryMax

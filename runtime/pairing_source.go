@@ -35,6 +35,8 @@ type pairingSource struct {
 	// obtained is when the certificate in use was obtained (zero: loaded
 	// from disk).
 	obtained time.Time
+	// inhibited: the Pairing API's last answer said so.
+	inhibited bool
 }
 
 func newPairingSource(cfg Config, log *slog.Logger, interfaces []*Interface) (credentialSource, error) {
@@ -119,7 +121,7 @@ func (s *pairingSource) credentials(ctx context.Context) (tls.Certificate, strin
 	}
 	c, err := s.m.Ensure(ctx)
 	if err != nil {
-		return tls.Certificate{}, "", permanentPairing(err)
+		return tls.Certificate{}, "", permanentPairing(s.answered(err))
 	}
 	s.use(c)
 	return c.Certificate, c.BrokerURL, nil
@@ -134,8 +136,29 @@ func (s *pairingSource) manager() *pairing.Manager {
 // use records the certificate in use.
 func (s *pairingSource) use(c pairing.Credentials) {
 	s.mu.Lock()
-	s.leaf, s.obtained = c.Leaf, c.Obtained
+	s.leaf, s.obtained, s.inhibited = c.Leaf, c.Obtained, false
 	s.mu.Unlock()
+}
+
+// answered records whether a Pairing API error says the credentials are
+// inhibited, and passes err on.
+func (s *pairingSource) answered(err error) error {
+	if errors.Is(err, pairing.ErrCredentialsInhibited) {
+		s.mu.Lock()
+		s.inhibited = true
+		s.mu.Unlock()
+	}
+	return err
+}
+
+func (s *pairingSource) status() credentialStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs := credentialStatus{inhibited: s.inhibited}
+	if s.leaf != nil {
+		cs.expiry = s.leaf.NotAfter
+	}
+	return cs
 }
 
 // renewAt is the renewal point of the certificate in use: the configured
@@ -167,7 +190,7 @@ func (s *pairingSource) renew(ctx context.Context) error {
 	defer s.transport.CloseIdleConnections()
 	c, err := s.m.Renew(ctx)
 	if err != nil {
-		return err
+		return s.answered(err)
 	}
 	s.use(c)
 	return nil
@@ -179,7 +202,7 @@ func (s *pairingSource) rejected(ctx context.Context, cause error) error {
 	defer s.transport.CloseIdleConnections()
 	v, err := s.m.Verify(ctx)
 	if err != nil {
-		return permanentPairing(err)
+		return permanentPairing(s.answered(err))
 	}
 	if v.Valid {
 		return fmt.Errorf("certificate valid per the Pairing API, yet refused: %w", cause)
@@ -187,7 +210,7 @@ func (s *pairingSource) rejected(ctx context.Context, cause error) error {
 	s.log.Info("certificate no longer valid; pairing again", "cause", v.Cause)
 	c, err := s.m.Renew(ctx)
 	if err != nil {
-		return permanentPairing(err)
+		return permanentPairing(s.answered(err))
 	}
 	s.use(c)
 	return nil

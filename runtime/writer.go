@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"fmt"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
@@ -122,6 +123,7 @@ func (d *Device) publishNow(c *conn, req writeReq) {
 			}
 			if !c.isLost() {
 				d.log.Warn("connection stuck; replacing it", "err", err)
+				c.setCause(fmt.Errorf("connection stuck: %w", err))
 				c.end()
 			}
 			return
