@@ -13,6 +13,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // FileName is the name of the store file inside the store directory.
@@ -290,7 +291,7 @@ func (b *Bolt) enqueueNow(msgs []*Message) error {
 	switch {
 	case errors.Is(err, ErrFull):
 		return ErrFull
-	case errors.Is(err, bolt.ErrDatabaseNotOpen):
+	case errors.Is(err, bolterrors.ErrDatabaseNotOpen):
 		return ErrClosed
 	case err != nil:
 		return fmt.Errorf("store: commit: %w", err)
