@@ -286,19 +286,20 @@ func (d *Device) sync(ctx context.Context, c *conn) error {
 	if err != nil {
 		return err
 	}
-	full := !c.sessionPresent || string(last) != d.introspection
+	reg := d.ifaces()
+	full := !c.sessionPresent || string(last) != reg.introspection
 	if full {
-		if err := d.subscribe(ctx, c); err != nil {
+		if err := d.subscribe(ctx, c, reg.serverFilters(d.base)); err != nil {
 			return err
 		}
-		if err := d.publishWait(ctx, c, d.base, []byte(d.introspection)); err != nil {
+		if err := d.publishWait(ctx, c, d.base, []byte(reg.introspection)); err != nil {
 			return fmt.Errorf("introspection: %w", err)
 		}
 		if err := d.publishWait(ctx, c, d.base+"/control/emptyCache", []byte("1")); err != nil {
 			return fmt.Errorf("emptyCache: %w", err)
 		}
 	}
-	set, err := d.markProperties(ctx, full)
+	set, err := d.markProperties(ctx, reg, full)
 	if err != nil {
 		return fmt.Errorf("device properties: %w", err)
 	}
@@ -308,17 +309,18 @@ func (d *Device) sync(ctx context.Context, c *conn) error {
 	if err := d.publishWait(ctx, c, d.base+"/control/producer/properties", EncodePurge(set)); err != nil {
 		return fmt.Errorf("producer/properties: %w", err)
 	}
-	return d.store.PutMeta(ctx, metaIntrospection, []byte(d.introspection))
+	return d.store.PutMeta(ctx, metaIntrospection, []byte(reg.introspection))
 }
 
-// subscribe subscribes to the server's purge lists and every server-owned
-// interface (spec §3.3) and checks that the broker granted each filter.
-func (d *Device) subscribe(ctx context.Context, c *conn) error {
-	filters := map[string]byte{d.base + "/control/consumer/properties": 2}
-	for _, i := range d.sorted {
-		if i.Ownership == OwnershipServer {
-			filters[d.base+"/"+i.Name+"/#"] = 2
-		}
+// subscribe subscribes to the given filters (at QoS 2) and checks that the
+// broker granted each one.
+func (d *Device) subscribe(ctx context.Context, c *conn, topics []string) error {
+	if len(topics) == 0 {
+		return nil
+	}
+	filters := make(map[string]byte, len(topics))
+	for _, f := range topics {
+		filters[f] = 2
 	}
 	tok := c.client.SubscribeMultiple(filters, nil)
 	if err := waitToken(ctx, tok, c); err != nil {
@@ -357,9 +359,9 @@ func (d *Device) publishWait(ctx context.Context, c *conn, topic string, payload
 // after a full sync every set one (pending unsets are dropped: the purge
 // list removes them), otherwise the ones changed while offline. It returns
 // the paths of every set property, for the purge list.
-func (d *Device) markProperties(ctx context.Context, full bool) ([]string, error) {
+func (d *Device) markProperties(ctx context.Context, reg *registry, full bool) ([]string, error) {
 	var set []string
-	for _, i := range d.sorted {
+	for _, i := range reg.sorted {
 		if i.Type != Properties || i.Ownership != OwnershipDevice {
 			continue
 		}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -191,14 +190,13 @@ type ifaceInfo struct {
 // handlers. It is safe for concurrent use; see the package documentation
 // for who owns what and how each method behaves in each state.
 type Device struct {
-	cfg           Config
-	log           *slog.Logger
-	base          string // "<realm>/<device_id>", the topic root
-	byPtr         map[*Interface]*ifaceInfo
-	byName        map[string]*ifaceInfo
-	sorted        []*ifaceInfo
-	introspection string
-	messages      sync.Pool // *Message
+	cfg  Config
+	log  *slog.Logger
+	base string // "<realm>/<device_id>", the topic root
+	// reg is the interface set; AddInterfaces and RemoveInterfaces replace
+	// it as a whole (introspection.go).
+	reg      atomic.Pointer[registry]
+	messages sync.Pool // *Message
 
 	store     store.Store
 	ownsStore bool
@@ -212,6 +210,10 @@ type Device struct {
 	session *session
 	// wake tells the owner loop that senders queued something.
 	wake chan struct{}
+	// changes carries interface changes to the owner loop; changeMu lets
+	// one at a time through.
+	changes  chan *ifaceChange
+	changeMu sync.Mutex
 	// discards carries discard-retention messages to the owner loop.
 	discards chan outbound
 	incoming chan incoming
@@ -256,10 +258,9 @@ func New(cfg Config, interfaces ...*Interface) (*Device, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		base:     cfg.Realm + "/" + cfg.DeviceID,
-		byPtr:    map[*Interface]*ifaceInfo{},
-		byName:   map[string]*ifaceInfo{},
 		session:  newSession(),
 		wake:     make(chan struct{}, 1),
+		changes:  make(chan *ifaceChange),
 		discards: make(chan outbound, 64),
 		closing:  make(chan struct{}),
 		incoming: make(chan incoming, 256),
@@ -274,17 +275,11 @@ func New(cfg Config, interfaces ...*Interface) (*Device, error) {
 		d.log = slog.New(slog.DiscardHandler)
 	}
 	d.log = d.log.With("device", d.base)
-	for _, i := range interfaces {
-		if err := d.addInterface(i); err != nil {
-			return nil, err
-		}
+	reg, err := newRegistry(d.base, interfaces)
+	if err != nil {
+		return nil, err
 	}
-	slices.SortFunc(d.sorted, func(a, b *ifaceInfo) int { return compareStrings(a.Name, b.Name) })
-	all := make([]*Interface, len(d.sorted))
-	for n, i := range d.sorted {
-		all[n] = i.Interface
-	}
-	d.introspection = Introspection(all)
+	d.reg.Store(reg)
 	d.messages.New = func() any { return &Message{d: d} }
 	if err := d.openStore(); err != nil {
 		return nil, err
@@ -296,23 +291,13 @@ func New(cfg Config, interfaces ...*Interface) (*Device, error) {
 	creds := cfg.credentials
 	if creds == nil {
 		var err error
-		if creds, err = newPairingSource(cfg, d.log, all); err != nil {
+		if creds, err = newPairingSource(cfg, d.log, d.ifaces().interfaces()); err != nil {
 			d.closeStore()
 			return nil, err
 		}
 	}
 	d.creds = creds
 	return d, nil
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func checkConfig(cfg *Config) error {
@@ -369,24 +354,23 @@ func realmPattern(s string) bool {
 
 // addInterface checks a descriptor enough that the runtime can rely on it
 // (schema.Parse checks everything; hand-written descriptors may skip it).
-func (d *Device) addInterface(i *Interface) error {
+// buildInfo checks an interface's mappings and precomputes what the device
+// needs to send on them.
+func buildInfo(base string, i *Interface) (*ifaceInfo, error) {
 	if i == nil {
-		return fmt.Errorf("%w: nil interface", ErrConfig)
-	}
-	if _, dup := d.byName[i.Name]; dup {
-		return fmt.Errorf("%w: interface %s given twice", ErrConfig, i.Name)
+		return nil, fmt.Errorf("%w: nil interface", ErrConfig)
 	}
 	if len(i.Mappings) == 0 {
-		return fmt.Errorf("%w: interface %s has no mappings", ErrConfig, i.Name)
+		return nil, fmt.Errorf("%w: interface %s has no mappings", ErrConfig, i.Name)
 	}
 	info := &ifaceInfo{Interface: i, levels: make([][]Level, len(i.Mappings))}
 	for n := range i.Mappings {
 		levels, err := ParseEndpoint(i.Mappings[n].Endpoint)
 		if err != nil {
-			return fmt.Errorf("%w: %s: %w", ErrConfig, i.Name, err)
+			return nil, fmt.Errorf("%w: %s: %w", ErrConfig, i.Name, err)
 		}
 		if !i.Mappings[n].Type.Valid() {
-			return fmt.Errorf("%w: %s%s: invalid type", ErrConfig, i.Name, i.Mappings[n].Endpoint)
+			return nil, fmt.Errorf("%w: %s%s: invalid type", ErrConfig, i.Name, i.Mappings[n].Endpoint)
 		}
 		info.levels[n] = levels
 	}
@@ -395,14 +379,11 @@ func (d *Device) addInterface(i *Interface) error {
 	}
 	info.topics = make([]string, len(i.Mappings))
 	for n, levels := range info.levels {
-		if topic, err := appendTopic(nil, d.base, i.Name, levels, nil); err == nil {
+		if topic, err := appendTopic(nil, base, i.Name, levels, nil); err == nil {
 			info.topics[n] = string(topic)
 		}
 	}
-	d.byPtr[i] = info
-	d.byName[i.Name] = info
-	d.sorted = append(d.sorted, info)
-	return nil
+	return info, nil
 }
 
 func (d *Device) openStore() error {
@@ -418,13 +399,22 @@ func (d *Device) openStore() error {
 	default:
 		d.store, d.ownsStore = store.NewMemory(store.WithCapacity(d.cfg.StoredCapacity)), true
 	}
-	keep := make(map[string]int, len(d.sorted))
-	for _, i := range d.sorted {
+	if err := d.prune(context.Background(), d.ifaces()); err != nil {
+		d.closeStore()
+		return err
+	}
+	return nil
+}
+
+// prune drops the stored data (properties, queued messages) of interfaces
+// reg does not have, or has with another major (spec §3.13, §3.14).
+func (d *Device) prune(ctx context.Context, reg *registry) error {
+	keep := make(map[string]int, len(reg.sorted))
+	for _, i := range reg.sorted {
 		keep[i.Name] = i.Major
 	}
-	props, msgs, err := d.store.Prune(context.Background(), keep)
+	props, msgs, err := d.store.Prune(ctx, keep)
 	if err != nil {
-		d.closeStore()
 		return fmt.Errorf("prune store: %w", err)
 	}
 	if props+msgs > 0 {
@@ -442,22 +432,17 @@ func (d *Device) closeStore() {
 }
 
 // Interfaces returns the device's interfaces sorted by name.
-func (d *Device) Interfaces() []*Interface {
-	out := make([]*Interface, len(d.sorted))
-	for n, i := range d.sorted {
-		out[n] = i.Interface
-	}
-	return out
-}
+func (d *Device) Interfaces() []*Interface { return d.ifaces().interfaces() }
 
 // lookup finds the device's record of iface (by pointer, then by name for
 // an equal descriptor declared elsewhere).
 func (d *Device) lookup(iface *Interface) (*ifaceInfo, error) {
-	if info, ok := d.byPtr[iface]; ok {
+	reg := d.ifaces()
+	if info, ok := reg.byPtr[iface]; ok {
 		return info, nil
 	}
 	if iface != nil {
-		if info, ok := d.byName[iface.Name]; ok && info.Major == iface.Major {
+		if info, ok := reg.byName[iface.Name]; ok && info.Major == iface.Major {
 			return info, nil
 		}
 		return nil, fmt.Errorf("%w: %s", ErrUnknownInterface, iface.Name)

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -137,5 +138,40 @@ func TestAckedStoredMessageNotRepublished(t *testing.T) {
 	}
 	if d.session.holds(pending[1].ID) {
 		t.Error("the settled message is still marked as in flight")
+	}
+}
+
+// The volatile ring allocates by need, keeps order across growth and
+// wrap-around, and filter keeps order too.
+func TestRingGrowsByNeed(t *testing.T) {
+	r := ring{limit: 100}
+	if r.items != nil {
+		t.Fatal("storage before the first push")
+	}
+	for i := range 40 {
+		r.push(volatileMsg{qos: byte(i)})
+		if i%3 == 0 {
+			r.pop()
+		}
+	}
+	if len(r.items) >= 100 {
+		t.Errorf("storage %d entries for %d queued", len(r.items), r.n)
+	}
+	r.filter(func(v volatileMsg) bool { return v.qos%2 == 0 })
+	var got []byte
+	for {
+		v, ok := r.pop()
+		if !ok {
+			break
+		}
+		got = append(got, v.qos)
+	}
+	if !slices.IsSorted(got) || len(got) == 0 {
+		t.Errorf("order lost: %v", got)
+	}
+	for _, q := range got {
+		if q%2 != 0 {
+			t.Errorf("filter kept %d", q)
+		}
 	}
 }

@@ -16,7 +16,7 @@ func WithTimestamp(t time.Time) SendOption { return func(o *sendOptions) { o.tim
 
 // resolve finds a device interface by name and matches path against it.
 func (d *Device) resolve(interfaceName, path string) (*ifaceInfo, Match, error) {
-	info, ok := d.byName[interfaceName]
+	info, ok := d.ifaces().byName[interfaceName]
 	if !ok {
 		return nil, Match{}, fmt.Errorf("%w: %s", ErrUnknownInterface, interfaceName)
 	}

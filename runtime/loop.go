@@ -143,11 +143,23 @@ func (d *Device) run(ctx context.Context, ready chan<- error) {
 			return
 		}
 		d.setState(Disconnected)
-		t := time.NewTimer(d.backoff(attempt))
+		d.waitOffline(ctx, d.backoff(attempt))
+	}
+}
+
+// waitOffline waits out the delay before the next attempt, applying
+// interface changes meanwhile.
+func (d *Device) waitOffline(ctx context.Context, delay time.Duration) {
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	for {
 		select {
 		case <-t.C:
+			return
 		case <-ctx.Done():
-			t.Stop()
+			return
+		case ch := <-d.changes:
+			ch.done <- d.applyOffline(ctx, ch)
 		}
 	}
 }
@@ -228,6 +240,9 @@ func (d *Device) serve(ctx context.Context, c *conn, o *owner) {
 		case <-d.wake:
 			o.more = true
 		case <-d.session.signal:
+		case ch := <-d.changes:
+			ch.done <- d.applyConnected(ctx, c, ch)
+			o.more = true
 		case <-renew.C:
 			if d.renew(ctx, c, o) {
 				return
@@ -544,8 +559,8 @@ func (d *Device) nextVolatile() (outbound, bool) {
 		if !ok {
 			return outbound{}, false
 		}
-		if !v.deadline.IsZero() && time.Now().After(v.deadline) {
-			continue
+		if !v.deadline.IsZero() && time.Now().After(v.deadline) || !d.ifaces().hasTopic(d.base, v.topic) {
+			continue // expired, or its interface was removed
 		}
 		d.busy.Add(1)
 		return outbound{topic: v.topic, qos: v.qos, payload: v.payload, rec: &record{kind: recVolatile, volatile: v}}, true
@@ -577,6 +592,9 @@ func (d *Device) nextStored(ctx context.Context, o *owner) (outbound, bool) {
 		o.cursor = m.ID
 		if d.session.holds(m.ID) {
 			continue // on its way, or its flow is in the session
+		}
+		if info, ok := d.ifaces().byName[m.Interface]; !ok || info.Major != m.Major {
+			continue // read ahead before its interface was removed (and pruned)
 		}
 		if !m.Deadline.IsZero() && time.Now().After(m.Deadline) {
 			d.log.Debug("dropping expired stored message", "interface", m.Interface, "path", m.Path)

@@ -14,7 +14,8 @@ type volatileMsg struct {
 }
 
 // ring is the bounded volatile queue: when full, the oldest entry is
-// dropped and counted (spec §3.14).
+// dropped and counted (spec §3.14). Its storage grows by need, up to
+// limit entries, so that an idle device holds none.
 type ring struct {
 	items   []volatileMsg
 	head    int
@@ -26,21 +27,40 @@ type ring struct {
 // push appends v, dropping the oldest entry when full; it reports whether
 // it dropped one.
 func (r *ring) push(v volatileMsg) bool {
-	if r.items == nil {
-		r.items = make([]volatileMsg, r.limit)
+	if r.n == len(r.items) && r.n < r.limit {
+		r.grow()
 	}
-	if r.n == r.limit {
-		r.items[r.head] = volatileMsg{}
-		r.head = (r.head + 1) % r.limit
-		r.n--
+	dropped := false
+	if r.n == len(r.items) {
+		r.pop()
 		r.dropped++
-		r.items[(r.head+r.n)%r.limit] = v
-		r.n++
-		return true
+		dropped = true
 	}
-	r.items[(r.head+r.n)%r.limit] = v
+	r.items[(r.head+r.n)%len(r.items)] = v
 	r.n++
-	return false
+	return dropped
+}
+
+// grow doubles the storage (at least 16 entries, at most limit), keeping
+// the order.
+func (r *ring) grow() {
+	items := make([]volatileMsg, min(max(2*len(r.items), 16), r.limit))
+	for i := range r.n {
+		items[i] = r.items[(r.head+i)%len(r.items)]
+	}
+	r.items, r.head = items, 0
+}
+
+// filter keeps the entries for which keep says true, in order.
+func (r *ring) filter(keep func(volatileMsg) bool) {
+	n := r.n
+	for range n {
+		v, _ := r.pop()
+		if keep(v) {
+			r.items[(r.head+r.n)%len(r.items)] = v
+			r.n++
+		}
+	}
 }
 
 // pop removes the oldest entry.
@@ -50,7 +70,7 @@ func (r *ring) pop() (volatileMsg, bool) {
 	}
 	v := r.items[r.head]
 	r.items[r.head] = volatileMsg{}
-	r.head = (r.head + 1) % r.limit
+	r.head = (r.head + 1) % len(r.items)
 	r.n--
 	return v, true
 }

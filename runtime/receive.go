@@ -92,7 +92,7 @@ func (d *Device) dispatch(in incoming) error {
 	}
 	name, path, _ := strings.Cut(rest, "/")
 	path = "/" + path
-	info, ok := d.byName[name]
+	info, ok := d.ifaces().byName[name]
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnknownInterface, name)
 	}
@@ -195,7 +195,7 @@ func (d *Device) purgeServerProperties(payload []byte) error {
 		keep[e] = true
 	}
 	ctx := context.Background()
-	for _, info := range d.sorted {
+	for _, info := range d.ifaces().sorted {
 		if info.Type != Properties || info.Ownership != OwnershipServer {
 			continue
 		}

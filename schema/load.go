@@ -33,6 +33,26 @@ func (r *Result) Errors() []Diagnostic {
 	return errs
 }
 
+// LoadInterfaces loads and validates the interface files under paths
+// (files, or directories walked recursively), with the rules of
+// astarte-gen validate, for programs that add interfaces at run time
+// (Device.AddInterfaces). Any error diagnostic fails the whole load with
+// an *Error (wrapping ErrInvalid) listing every one.
+func LoadInterfaces(paths ...string) ([]*runtime.Interface, error) {
+	res, err := Load(paths)
+	if err != nil {
+		return nil, err
+	}
+	if errs := res.Errors(); len(errs) > 0 {
+		return nil, &Error{Diagnostics: errs}
+	}
+	out := make([]*runtime.Interface, len(res.Interfaces))
+	for i, l := range res.Interfaces {
+		out[i] = l.Interface
+	}
+	return out, nil
+}
+
 // Files expands paths into interface files: files as given, directories
 // walked recursively for *.json. The result is sorted and without
 // duplicates. Unreadable paths are I/O errors.

@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -185,6 +186,7 @@ type run struct {
 	slow   []string // calls that outlived their context by more than 1 s
 	errs   []error  // what OnError received
 	flushT time.Time
+	quiet  atomic.Bool // data senders pause while set
 }
 
 // onError collects what the device reports.
@@ -258,6 +260,9 @@ func Run(t *testing.T, target Target, opts Options, cfg runtime.Config) {
 	r.mu.Lock()
 	r.flushT = time.Now()
 	r.mu.Unlock()
+	// Flush waits for everything queued; with senders adding more all the
+	// time it could chase them for ever on a slow machine, so they pause.
+	r.quiet.Store(true)
 	props.pause()
 	flushCtx, cancelFlush := context.WithTimeout(context.Background(), 20*time.Second)
 	if err := d.Flush(flushCtx); err != nil {
@@ -266,6 +271,7 @@ func Run(t *testing.T, target Target, opts Options, cfg runtime.Config) {
 	cancelFlush()
 	r.checkProperties(d, target, props)
 	props.resume()
+	r.quiet.Store(false)
 
 	// Close at a random moment while the senders go on.
 	time.Sleep(time.Duration(r.rng.IntN(300)) * time.Millisecond)
@@ -315,6 +321,13 @@ func Run(t *testing.T, target Target, opts Options, cfg runtime.Config) {
 func (r *run) sendLoop(wg *sync.WaitGroup, d *runtime.Device, p string, rng *rand.Rand, stop <-chan struct{}) {
 	defer wg.Done()
 	for seq := int64(1); ; seq++ {
+		for r.quiet.Load() {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
 		timeout := time.Duration(50+rng.IntN(950)) * time.Millisecond
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		start := time.Now()

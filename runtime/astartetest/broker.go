@@ -115,7 +115,7 @@ func (h *hook) ID() string { return "astartetest" }
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablish,
-		mqtt.OnSubscribed, mqtt.OnPublish, mqtt.OnDisconnect, mqtt.OnPacketRead,
+		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPublish, mqtt.OnDisconnect, mqtt.OnPacketRead, mqtt.OnPacketSent,
 	}, []byte{b})
 }
 
@@ -166,17 +166,12 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, _ bool) bool {
 // one (forced disconnect, ClearSession), before the broker looks it up.
 func (h *hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 	st := h.a.state(deviceOf(cl))
-	_, resumable := h.server.Clients.Get(cl.ID)
 	st.mu.Lock()
 	clear := st.clearSession
 	st.clearSession = false
 	st.client = cl
 	st.connections++
 	st.notify() // WaitConnections
-	if clear || !resumable {
-		st.sessions++
-		st.awaitingRelease, st.released = map[uint16]string{}, map[uint16]string{}
-	}
 	st.mu.Unlock()
 	if clear {
 		if old, ok := h.server.Clients.Get(cl.ID); ok {
@@ -187,6 +182,21 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 	}
 }
 
+// OnPacketSent starts a new session number when the broker's CONNACK says
+// the session is not present: the device must then treat every flow it
+// had as lost. (Numbering from the CONNACK, not from the fake's own guess,
+// keeps "delivered twice within one session" exact when a takeover races.)
+func (h *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	if pk.FixedHeader.Type != packets.Connack || pk.SessionPresent || cl.Net.Inline {
+		return
+	}
+	st := h.a.state(deviceOf(cl))
+	st.mu.Lock()
+	st.sessions++
+	st.awaitingRelease, st.released = map[uint16]string{}, map[uint16]string{}
+	st.mu.Unlock()
+}
+
 // OnSubscribed records granted subscriptions.
 func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
 	st := h.a.state(deviceOf(cl))
@@ -194,6 +204,14 @@ func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
 		if i < len(codes) && codes[i] < 0x80 {
 			st.record("subscribe " + strings.TrimPrefix(f.Filter, string(cl.Properties.Username)+"/"))
 		}
+	}
+}
+
+// OnUnsubscribed records removed subscriptions.
+func (h *hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
+	st := h.a.state(deviceOf(cl))
+	for _, f := range pk.Filters {
+		st.record("unsubscribe " + strings.TrimPrefix(f.Filter, string(cl.Properties.Username)+"/"))
 	}
 }
 
