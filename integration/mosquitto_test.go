@@ -97,8 +97,6 @@ persistence true
 persistence_location %[1]s/
 log_dest stderr
 max_inflight_messages 0
-# Not 0 (no limit): with 0, mosquitto 2.0.11 drops the connection of the
-# client whose publish the ACL denied (TestMosquitto, ACL case).
 max_queued_messages 1000000
 listener %[2]d 127.0.0.1
 cafile %[1]s/ca.pem

@@ -48,6 +48,15 @@ type Config struct {
 	// (properties, stored-retention queue). Empty: keep everything in memory
 	// (credentials are then re-obtained at every start).
 	StoreDir string
+	// DamagedStore says what New does with a damaged store file: by
+	// default it is moved aside and the device starts with an empty store,
+	// reported at ERROR and through OnError (see DamagedStorePolicy).
+	DamagedStore DamagedStorePolicy
+	// KeepLoosePermissions keeps a store directory more open than 0700, or
+	// a private key, kept credentials secret or store file more open than
+	// 0600, reporting it in the log; by default New tightens them (and logs
+	// that it did).
+	KeepLoosePermissions bool
 	// Store overrides the store that StoreDir would select (tests, custom
 	// backends). The Device does not close a Store it was given.
 	Store store.Store
@@ -217,7 +226,9 @@ type Device struct {
 	// discards carries discard-retention messages to the owner loop.
 	discards chan outbound
 	incoming chan incoming
-	closing  chan struct{} // closed by Close
+	// inBytes bounds the payload bytes queued in incoming.
+	inBytes *byteBudget
+	closing chan struct{} // closed by Close
 	// handlerCtx is the context handlers run with; Close cancels it.
 	handlerCtx    context.Context
 	cancelHandler context.CancelFunc
@@ -261,9 +272,10 @@ func New(cfg Config, interfaces ...*Interface) (*Device, error) {
 		session:  newSession(),
 		wake:     make(chan struct{}, 1),
 		changes:  make(chan *ifaceChange),
-		discards: make(chan outbound, 64),
+		discards: make(chan outbound, 16),
 		closing:  make(chan struct{}),
 		incoming: make(chan incoming, 256),
+		inBytes:  newByteBudget(maxIncomingBytes),
 		handlers: map[string]HandlerFunc{},
 		dirty:    map[store.PropertyKey]bool{},
 		volatile: ring{limit: cfg.VolatileCapacity},
@@ -281,6 +293,11 @@ func New(cfg Config, interfaces ...*Interface) (*Device, error) {
 	}
 	d.reg.Store(reg)
 	d.messages.New = func() any { return &Message{d: d} }
+	if cfg.StoreDir != "" {
+		if err := checkPermissions(cfg.StoreDir, cfg.KeepLoosePermissions, d.log); err != nil {
+			return nil, err
+		}
+	}
 	if err := d.openStore(); err != nil {
 		return nil, err
 	}
@@ -391,7 +408,7 @@ func (d *Device) openStore() error {
 	case d.cfg.Store != nil:
 		d.store = d.cfg.Store
 	case d.cfg.StoreDir != "":
-		s, err := store.OpenBolt(d.cfg.StoreDir, store.WithCapacity(d.cfg.StoredCapacity), store.WithSyncInterval(d.cfg.SyncInterval))
+		s, err := d.openBolt()
 		if err != nil {
 			return fmt.Errorf("open store: %w", err)
 		}
@@ -538,7 +555,7 @@ func (d *Device) State() State {
 
 // report sends an error that has no caller to the log and OnError.
 func (d *Device) report(err *Error) {
-	d.log.Warn(err.Op, "interface", err.Interface, "path", err.Path, "err", err.Err)
+	d.log.Log(context.Background(), reportLevel(err), err.Op, "interface", err.Interface, "path", err.Path, "err", err.Err)
 	if d.cfg.OnError != nil {
 		d.cfg.OnError(err)
 	}

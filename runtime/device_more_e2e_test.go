@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -194,5 +195,46 @@ func TestSendErrors(t *testing.T) {
 	}
 	if got := f.a.Errors(f.id); len(got) != 0 {
 		t.Errorf("invalid sends reached Astarte: %q", got)
+	}
+}
+
+// An empty binaryblob reaches Astarte as a value when its payload carries a
+// timestamp (only a "v" of empty binary without "t" reads as an unset), and
+// so does an empty array; setting a property to an empty blob is refused
+// (it would unset it).
+func TestEmptyValues(t *testing.T) {
+	stream := &astarte.Interface{
+		Name: "org.astartegen.e2e.Empty", Major: 1, Type: astarte.Datastream, Ownership: astarte.OwnershipDevice,
+		Mappings: []astarte.Mapping{
+			{Endpoint: "/blob", Type: astarte.BinaryBlob, ExplicitTimestamp: true, Reliability: astarte.Unique},
+			{Endpoint: "/list", Type: astarte.IntegerArray, Reliability: astarte.Unique},
+		},
+	}
+	props := &astarte.Interface{
+		Name: "org.astartegen.e2e.EmptyProps", Major: 1, Type: astarte.Properties, Ownership: astarte.OwnershipDevice,
+		Mappings: []astarte.Mapping{{Endpoint: "/blob", Type: astarte.BinaryBlob, AllowUnset: true}},
+	}
+	a := astartetest.New(t, stream, props)
+	cfg := testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA")
+	d := newDevice(t, a, cfg, stream, props)
+	ctx := ctxT(t)
+	if err := d.Send(ctx, stream.Name, "/blob", []byte{}, astarte.WithTimestamp(time.UnixMilli(1537449422890))); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Send(ctx, stream.Name, "/list", []int32{}); err != nil {
+		t.Fatal(err)
+	}
+	got := a.WaitReceived(t, cfg.DeviceID, 2)
+	if b, ok := got[0].Value.([]byte); !ok || len(b) != 0 || got[0].Path != "/blob" {
+		t.Errorf("empty blob arrived as %#v", got[0])
+	}
+	if l, ok := got[1].Value.([]int32); !ok || len(l) != 0 {
+		t.Errorf("empty array arrived as %#v", got[1])
+	}
+	if err := d.Send(ctx, props.Name, "/blob", []byte{}); !errors.Is(err, astarte.ErrInvalidValue) || !strings.Contains(err.Error(), "Unset") {
+		t.Errorf("property set to an empty blob: %v", err)
+	}
+	if errs := a.Errors(cfg.DeviceID); len(errs) > 0 {
+		t.Errorf("the fake refused: %v", errs)
 	}
 }

@@ -15,7 +15,8 @@ var (
 	ErrTypeMismatch = errors.New("value type does not match mapping")
 	// ErrInvalidValue: a value outside its type's limits (NaN, −2³¹ for an
 	// integer, a string over 65,536 bytes, invalid UTF-8, an array over 1024
-	// elements, an empty top-level binaryblob).
+	// elements, an empty top-level binaryblob, a datetime or timestamp beyond
+	// the ±292 million years BSON milliseconds can carry).
 	ErrInvalidValue = errors.New("invalid value")
 	// ErrMissingTimestamp: the mapping has explicit_timestamp but no
 	// timestamp was given.
@@ -55,11 +56,14 @@ var (
 	// ErrHandler: an application handler returned an error.
 	ErrHandler = errors.New("handler failed")
 	// ErrDeadLetter: a stored message was moved to the dead letters because
-	// the server kept dropping the connection right after it.
+	// the server kept dropping the connection right after it, or an entry
+	// of the store (message or property value) failed its checksum (the
+	// cause then wraps store.ErrDamaged).
 	ErrDeadLetter = errors.New("stored message moved to the dead letters")
 	// ErrConnection: a connection attempt failed (the device retries).
 	ErrConnection = errors.New("connection attempt failed")
-	// ErrStore: the store failed while settling queued data.
+	// ErrStore: the store failed while settling queued data, or its file
+	// was damaged and moved aside (the cause wraps *store.DamagedError).
 	ErrStore = errors.New("store failure")
 )
 

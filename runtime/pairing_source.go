@@ -25,10 +25,11 @@ type pairingSource struct {
 	// m is created once the credentials secret is known (at once, or after
 	// the device registered itself); only the owner loop sets it.
 	m *pairing.Manager
-	// transport is closed after each use: the Pairing API is needed once
+	// transport is released after each use: the Pairing API is needed once
 	// in a certificate's life, so an idle keep-alive connection would only
-	// hold a file descriptor (thousands of them in a simulator).
-	transport *http.Transport
+	// hold a file descriptor, and the transport memory (thousands of both in
+	// a simulator).
+	transport *lazyTransport
 
 	mu   sync.Mutex
 	leaf *x509.Certificate // the certificate in use
@@ -43,12 +44,11 @@ func newPairingSource(cfg Config, log *slog.Logger, interfaces []*Interface) (cr
 	if cfg.PairingURL == "" {
 		return nil, fmt.Errorf("%w: no pairing URL", ErrConfig)
 	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.TLSClientConfig = &tls.Config{
+	transport := &lazyTransport{tls: &tls.Config{
 		MinVersion:         tls.VersionTLS12,
 		RootCAs:            cfg.RootCAs,
 		InsecureSkipVerify: cfg.InsecureSkipVerify, //nolint:gosec // explicit opt-in for test instances
-	}
+	}}
 	opts := []pairing.ClientOption{pairing.WithHTTPClient(&http.Client{Transport: transport, Timeout: 30 * time.Second})}
 	if cfg.AllowInsecurePairing {
 		opts = append(opts, pairing.AllowInsecureHTTP())
@@ -113,7 +113,7 @@ func permanentPairing(err error) error {
 }
 
 func (s *pairingSource) credentials(ctx context.Context) (tls.Certificate, string, error) {
-	defer s.transport.CloseIdleConnections()
+	defer s.transport.release()
 	if s.manager() == nil {
 		if err := s.register(ctx); err != nil {
 			return tls.Certificate{}, "", permanentPairing(err)
@@ -187,7 +187,7 @@ func (s *pairingSource) renewAt() time.Time {
 }
 
 func (s *pairingSource) renew(ctx context.Context) error {
-	defer s.transport.CloseIdleConnections()
+	defer s.transport.release()
 	c, err := s.m.Renew(ctx)
 	if err != nil {
 		return s.answered(err)
@@ -199,7 +199,7 @@ func (s *pairingSource) renew(ctx context.Context) error {
 // rejected follows the Astarte guide: ask the Pairing API whether the
 // certificate is still valid, and obtain a new one if it is not.
 func (s *pairingSource) rejected(ctx context.Context, cause error) error {
-	defer s.transport.CloseIdleConnections()
+	defer s.transport.release()
 	v, err := s.m.Verify(ctx)
 	if err != nil {
 		return permanentPairing(s.answered(err))
@@ -214,4 +214,35 @@ func (s *pairingSource) rejected(ctx context.Context, cause error) error {
 	}
 	s.use(c)
 	return nil
+}
+
+// lazyTransport is an http.RoundTripper that creates its http.Transport at
+// the first request after a release, so that a device connecting with
+// stored credentials never holds one.
+type lazyTransport struct {
+	tls *tls.Config
+	mu  sync.Mutex
+	t   *http.Transport
+}
+
+func (l *lazyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	l.mu.Lock()
+	if l.t == nil {
+		l.t = http.DefaultTransport.(*http.Transport).Clone()
+		l.t.TLSClientConfig = l.tls
+	}
+	t := l.t
+	l.mu.Unlock()
+	return t.RoundTrip(r)
+}
+
+// release closes the idle connections and drops the transport.
+func (l *lazyTransport) release() {
+	l.mu.Lock()
+	t := l.t
+	l.t = nil
+	l.mu.Unlock()
+	if t != nil {
+		t.CloseIdleConnections()
+	}
 }

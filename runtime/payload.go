@@ -139,6 +139,9 @@ func (p *Payload) Finish(ts time.Time) ([]byte, error) {
 	case !explicit && !ts.IsZero():
 		return nil, ErrUnexpectedTimestamp
 	case explicit:
+		if err := checkTime(ts); err != nil {
+			return nil, fmt.Errorf("timestamp: %w", err)
+		}
 		p.buf = bsoncore.AppendDateTimeElement(p.buf, "t", ts.UnixMilli())
 	}
 	p.buf, _ = bsoncore.AppendDocumentEnd(p.buf, p.doc)
@@ -199,6 +202,22 @@ func checkString(v string) error {
 	return nil
 }
 
+// BSON datetimes are int64 milliseconds since the epoch: about ±292
+// million years. Beyond, UnixMilli overflows and the server would read
+// another date.
+var (
+	minTime = time.UnixMilli(math.MinInt64)
+	maxTime = time.UnixMilli(math.MaxInt64)
+)
+
+func checkTime(v time.Time) error {
+	if v.Before(minTime) || v.After(maxTime) {
+		return fmt.Errorf("%w: time %s is outside what BSON milliseconds can carry (%s to %s)",
+			ErrInvalidValue, v.UTC().Format(time.RFC3339), minTime.UTC().Format(time.RFC3339), maxTime.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
 func checkBlob(v []byte) error {
 	if len(v) > maxBytes {
 		return fmt.Errorf("%w: binaryblob of %d bytes exceeds %d", ErrInvalidValue, len(v), maxBytes)
@@ -246,14 +265,23 @@ func (p *Payload) String(v string) *Payload {
 	return p
 }
 
-// BinaryBlob writes a binaryblob value. An empty blob is refused as an
-// individual value: Astarte reads an empty binary "v" as an unset.
+// BinaryBlob writes a binaryblob value. Astarte reads a payload whose "v"
+// is an empty binary and that has no "t" as an unset, so an empty blob is
+// refused as an individual value except on a datastream mapping with
+// explicit_timestamp (its payload always carries "t", and Astarte stores
+// the empty value); in object aggregations it is a value like any other.
+// A property is unset with Unset, never with an empty blob.
 func (p *Payload) BinaryBlob(v []byte) *Payload {
-	individual := p.iface != nil && p.iface.Aggregation == Individual
 	if k, ok := p.key(BinaryBlob); ok && p.ok(checkBlob(v)) {
-		if individual && len(v) == 0 {
-			p.invalid("empty binaryblob would read as an unset")
-			return p
+		if len(v) == 0 && p.iface.Aggregation == Individual {
+			switch {
+			case p.iface.Type == Properties:
+				p.invalid("an empty binaryblob would unset the property in Astarte; use Unset to unset it")
+				return p
+			case !p.iface.Mappings[p.mapping].ExplicitTimestamp:
+				p.invalid("an empty binaryblob without a timestamp reads as an unset in Astarte (the mapping has no explicit_timestamp)")
+				return p
+			}
 		}
 		p.buf = bsoncore.AppendBinaryElement(p.buf, k, 0, v)
 	}
@@ -262,7 +290,7 @@ func (p *Payload) BinaryBlob(v []byte) *Payload {
 
 // DateTime writes a datetime value (millisecond precision).
 func (p *Payload) DateTime(v time.Time) *Payload {
-	if k, ok := p.key(DateTime); ok {
+	if k, ok := p.key(DateTime); ok && p.ok(checkTime(v)) {
 		p.buf = bsoncore.AppendDateTimeElement(p.buf, k, v.UnixMilli())
 	}
 	return p
@@ -328,5 +356,5 @@ func (p *Payload) BinaryBlobArray(v [][]byte) *Payload {
 
 // DateTimeArray writes a datetimearray value.
 func (p *Payload) DateTimeArray(v []time.Time) *Payload {
-	return array(p, DateTimeArray, v, bsoncore.TypeDateTime, nil, appendTime)
+	return array(p, DateTimeArray, v, bsoncore.TypeDateTime, checkTime, appendTime)
 }

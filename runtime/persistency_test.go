@@ -328,3 +328,39 @@ func poolFromPEM(t *testing.T, pemCA []byte) *x509.CertPool {
 	}
 	return pool
 }
+
+// After a clean Close the device knows every packet identifier the broker
+// may hold, so the next process releases those and nothing else: no blind
+// window of a thousand PUBRELs (a round trip) before its first message. A
+// unique message sent after the restart still arrives once.
+func TestRestartAfterCloseReleasesOnlyKnownFlows(t *testing.T) {
+	a := astartetest.New(t, qosIface)
+	cfg := testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA")
+	ctx := ctxT(t)
+	d := newDevice(t, a, cfg, qosIface)
+	for i := range 10 {
+		if err := d.Send(ctx, qosIface.Name, "/unique", int32(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := a.Pubrels(cfg.DeviceID)
+	d = newDevice(t, a, cfg, qosIface)
+	if err := d.Send(ctx, qosIface.Name, "/unique", int32(10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := a.Pubrels(cfg.DeviceID) - before; n > 3 {
+		t.Errorf("the restarted device sent %d PUBRELs for one new message", n)
+	}
+	if got := valuesAt(a.WaitReceived(t, cfg.DeviceID, 11), "/unique"); len(got) != 11 {
+		t.Errorf("received %v", got)
+	}
+}

@@ -1,9 +1,11 @@
 package runtime
 
 import (
+	"bufio"
 	"bytes"
 	"compress/zlib"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -36,9 +38,31 @@ func EncodePurge(entries []string) []byte {
 	return b.Bytes()
 }
 
-// DecodePurge decodes a zlib-format purge list, capping the inflated size at
-// MaxPurgeSize and not trusting the header. Errors wrap ErrInvalidPayload.
+// Bounds on the work one received purge list may cost, beyond its
+// inflated size: a list of more than MaxPurgeEntries entries, or with an
+// entry longer than MaxPurgeEntryLength bytes, is refused whole (nothing is
+// purged). No real device needs more: an entry is an interface name (at
+// most 128 characters) and a path (an endpoint of at most 256 characters
+// with its parameters filled in), and 100,000 cached server properties is
+// far beyond what one device is given. Without them a 10 KB message that
+// inflates to 10 MiB of ";" cost seconds of CPU and hundreds of MB.
+const (
+	MaxPurgeEntries     = 100_000
+	MaxPurgeEntryLength = 4096
+)
+
+// DecodePurge decodes a zlib-format purge list, not trusting the header:
+// it inflates at most MaxPurgeSize bytes and stops as soon as the list
+// exceeds MaxPurgeEntries entries or an entry exceeds MaxPurgeEntryLength,
+// so that its CPU and memory stay bounded whatever the payload. Errors wrap
+// ErrInvalidPayload.
 func DecodePurge(payload []byte) ([]string, error) {
+	return decodePurge(payload, MaxPurgeEntries, MaxPurgeEntryLength)
+}
+
+// decodePurge is DecodePurge with the entry limits as parameters (tests
+// check the limits' edges on small lists).
+func decodePurge(payload []byte, maxEntries, maxEntryLength int) ([]string, error) {
 	if len(payload) < 4 {
 		return nil, fmt.Errorf("%w: purge list of %d bytes, shorter than its header", ErrInvalidPayload, len(payload))
 	}
@@ -52,18 +76,35 @@ func DecodePurge(payload []byte) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: purge list: %v", ErrInvalidPayload, err)
 	}
-	text, err := io.ReadAll(io.LimitReader(z, MaxPurgeSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("%w: purge list: %v", ErrInvalidPayload, err)
+	r := bufio.NewReaderSize(io.LimitReader(z, MaxPurgeSize+1), maxEntryLength+1)
+	var entries []string
+	size := 0
+	for {
+		entry, err := r.ReadSlice(';')
+		size += len(entry)
+		switch {
+		case size > MaxPurgeSize:
+			return nil, fmt.Errorf("%w: purge list inflates beyond %d bytes", ErrInvalidPayload, MaxPurgeSize)
+		case errors.Is(err, bufio.ErrBufferFull):
+			return nil, fmt.Errorf("%w: purge list entry %d is longer than %d bytes", ErrInvalidPayload, len(entries)+1, maxEntryLength)
+		case err != nil && err != io.EOF:
+			return nil, fmt.Errorf("%w: purge list: %v", ErrInvalidPayload, err)
+		case len(entries) == maxEntries:
+			return nil, fmt.Errorf("%w: purge list has more than %d entries", ErrInvalidPayload, maxEntries)
+		}
+		text := bytes.TrimSuffix(entry, []byte{';'})
+		if len(text) > maxEntryLength {
+			return nil, fmt.Errorf("%w: purge list entry %d is longer than %d bytes", ErrInvalidPayload, len(entries)+1, maxEntryLength)
+		}
+		if !utf8.Valid(text) {
+			return nil, fmt.Errorf("%w: purge list entry %d is not UTF-8", ErrInvalidPayload, len(entries)+1)
+		}
+		if err == io.EOF && size == 0 {
+			return nil, nil
+		}
+		entries = append(entries, string(text))
+		if err == io.EOF {
+			return entries, nil
+		}
 	}
-	if len(text) > MaxPurgeSize {
-		return nil, fmt.Errorf("%w: purge list inflates beyond %d bytes", ErrInvalidPayload, MaxPurgeSize)
-	}
-	if !utf8.Valid(text) {
-		return nil, fmt.Errorf("%w: purge list is not UTF-8", ErrInvalidPayload)
-	}
-	if len(text) == 0 {
-		return nil, nil
-	}
-	return strings.Split(string(text), ";"), nil
 }

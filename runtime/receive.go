@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/astarte-gen/astarte-gen/runtime/store"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -37,7 +38,8 @@ func (in *Incoming) Field(mapping int) (Value, bool) {
 // (as an *Error of kind ErrHandler) and the log; it never disconnects.
 //
 // A handler that blocks holds up every later server message, and after
-// 256 waiting messages the connection's reading too: acknowledgements
+// 256 waiting messages (or 4 MiB of waiting payloads) the connection's
+// reading too: acknowledgements
 // stop, and the keep-alive eventually drops the connection. Hand long work
 // to another goroutine.
 type HandlerFunc func(ctx context.Context, in *Incoming) error
@@ -50,13 +52,75 @@ type incoming struct {
 	replay  *ifaceInfo
 }
 
+// maxIncomingBytes bounds the payload bytes waiting for the dispatch loop,
+// beside the 256 slots of the channel: a slow handler and a flood of large
+// messages would otherwise hold 256 full payloads. A single larger message
+// is still let through when nothing waits, so that the bound never blocks
+// for good.
+const maxIncomingBytes = 4 << 20
+
+// byteBudget is a weighted semaphore for the incoming queue: acquire blocks
+// the paho router (and so the connection's reading, the back-pressure the
+// broker sees) while the queued payloads would exceed the limit.
+type byteBudget struct {
+	mu    sync.Mutex
+	used  int
+	limit int
+	freed chan struct{} // signalled on release
+}
+
+func newByteBudget(limit int) *byteBudget {
+	return &byteBudget{limit: limit, freed: make(chan struct{}, 1)}
+}
+
+// acquire takes n bytes, waiting until they fit or a stop channel closes.
+func (b *byteBudget) acquire(n int, stop ...<-chan struct{}) bool {
+	for {
+		b.mu.Lock()
+		if b.used == 0 || b.used+n <= b.limit {
+			b.used += n
+			b.mu.Unlock()
+			b.signal() // another waiter may fit too
+			return true
+		}
+		b.mu.Unlock()
+		select {
+		case <-b.freed:
+		case <-stop[0]:
+			return false
+		case <-stop[1]:
+			return false
+		}
+	}
+}
+
+func (b *byteBudget) release(n int) {
+	b.mu.Lock()
+	b.used -= n
+	b.mu.Unlock()
+	b.signal()
+}
+
+func (b *byteBudget) signal() {
+	select {
+	case b.freed <- struct{}{}:
+	default:
+	}
+}
+
 // enqueueIncoming runs on paho's router goroutine: it only hands the message
 // over, so that handlers may publish without deadlocking paho.
 func (d *Device) enqueueIncoming(c *conn, m mqtt.Message) {
+	in := incoming{topic: m.Topic(), payload: m.Payload()}
+	if !d.inBytes.acquire(len(in.payload), d.closing, c.lost) {
+		return
+	}
 	select {
-	case d.incoming <- incoming{topic: m.Topic(), payload: m.Payload()}:
+	case d.incoming <- in:
 	case <-d.closing:
+		d.inBytes.release(len(in.payload))
 	case <-c.lost:
+		d.inBytes.release(len(in.payload))
 	}
 }
 
@@ -66,6 +130,7 @@ func (d *Device) dispatchLoop() {
 	for {
 		select {
 		case in := <-d.incoming:
+			d.inBytes.release(len(in.payload))
 			if in.replay != nil {
 				d.replay(in.replay)
 				continue

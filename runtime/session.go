@@ -135,13 +135,13 @@ func (s *session) nextID() uint16 {
 	return id
 }
 
-// storedFlows returns the entries that carry a stored message's flow.
-func (s *session) storedFlows() []*entry {
+// outboundFlows returns the entries of outbound flows, in insertion order.
+func (s *session) outboundFlows() []*entry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []*entry
-	for _, e := range s.entries {
-		if e.rec != nil && e.rec.kind == recStored {
+	for k, e := range s.entries {
+		if strings.HasPrefix(k, "o.") && e.pkt != nil {
 			out = append(out, e)
 		}
 	}

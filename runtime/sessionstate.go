@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/astarte-gen/astarte-gen/runtime/store"
 )
 
 // The broker keeps the device's MQTT session across process restarts, and
@@ -29,7 +31,7 @@ const (
 	metaSession     = "mqtt_session"
 	// floorStep is how far the floor is raised each time; floorMargin is
 	// how close identifiers may come to it before it is raised.
-	floorStep   = 512
+	floorStep   = 4096
 	floorMargin = floorStep / 2
 	maxPacketID = 65535
 )
@@ -94,9 +96,11 @@ func (d *Device) loadSession(ctx context.Context, saved []byte) error {
 		if err != nil {
 			return err
 		}
-		msgs, err := d.store.Pending(ctx, id-1, 1)
-		if err != nil {
-			return err
+		var msgs []store.Message
+		if id > 0 { // 0: a flow of a message that was not stored
+			if msgs, err = d.store.Pending(ctx, id-1, 1); err != nil {
+				return err
+			}
 		}
 		var rec *record
 		if len(msgs) == 1 && msgs[0].ID == id {
@@ -111,17 +115,48 @@ func (d *Device) loadSession(ctx context.Context, saved []byte) error {
 	return nil
 }
 
-// saveSession writes the unfinished flows of stored messages for the next
-// process (Close, once the owner loop has stopped).
+// saveSession writes the unfinished flows for the next process (Close,
+// once the owner loop has stopped): a stored message's flow as it stands,
+// and a PUBREL for every other QoS 2 flow, so that the broker frees its
+// identifier. That is every identifier the broker may still hold, so the
+// packet-identifier floor is dropped: a process that starts after a clean
+// Close has no window of identifiers to release blindly (which would cost
+// a round trip of a thousand PUBRELs before its first message).
 func (d *Device) saveSession(ctx context.Context) error {
 	var buf bytes.Buffer
-	for _, e := range d.session.storedFlows() {
-		buf.Write(binary.AppendUvarint(nil, e.rec.storedID))
-		if err := e.pkt.Write(&buf); err != nil {
+	for _, e := range d.session.outboundFlows() {
+		var storedID uint64
+		pkt := e.pkt
+		switch {
+		case e.rec != nil && e.rec.kind == recStored:
+			storedID = e.rec.storedID
+		case isQoS2Flow(pkt):
+			rel := packets.NewControlPacket(packets.Pubrel).(*packets.PubrelPacket)
+			rel.MessageID = pkt.Details().MessageID
+			pkt = rel
+		default:
+			continue // QoS 1: the broker keeps nothing of it
+		}
+		buf.Write(binary.AppendUvarint(nil, storedID))
+		if err := pkt.Write(&buf); err != nil {
 			return err
 		}
 	}
-	return d.store.PutMeta(ctx, metaSession, buf.Bytes())
+	if err := d.store.PutMeta(ctx, metaSession, buf.Bytes()); err != nil {
+		return err
+	}
+	return d.store.PutMeta(ctx, metaPacketFloor, nil)
+}
+
+// isQoS2Flow reports whether pkt is a step of a QoS 2 flow.
+func isQoS2Flow(pkt packets.ControlPacket) bool {
+	switch p := pkt.(type) {
+	case *packets.PubrelPacket:
+		return true
+	case *packets.PublishPacket:
+		return p.Qos == 2
+	}
+	return false
 }
 
 // setFloor durably sets the packet-identifier floor.

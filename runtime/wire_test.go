@@ -5,6 +5,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"math"
+	goruntime "runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -114,9 +117,62 @@ func TestPurgeVectors(t *testing.T) {
 }
 
 func TestPurgeSizeCap(t *testing.T) {
-	big := EncodePurge([]string{strings.Repeat("a", MaxPurgeSize+1)})
-	if _, err := DecodePurge(big); !errors.Is(err, ErrInvalidPayload) {
+	entries := make([]string, MaxPurgeSize/MaxPurgeEntryLength+1)
+	for i := range entries {
+		entries[i] = strings.Repeat("a", MaxPurgeEntryLength-1)
+	}
+	if _, err := DecodePurge(EncodePurge(entries)); !errors.Is(err, ErrInvalidPayload) || !strings.Contains(err.Error(), "inflates beyond") {
 		t.Errorf("oversized purge list: %v", err)
+	}
+}
+
+// amplifyingPurge is a small message that inflates to 10 MiB of ";":
+// ten million empty entries.
+func amplifyingPurge() []byte { return EncodePurge([]string{strings.Repeat(";", MaxPurgeSize-1)}) }
+
+// TestPurgeBoundedWork: a purge list beyond MaxPurgeEntries entries or
+// with an entry beyond MaxPurgeEntryLength bytes is refused, and refusing
+// the amplifying one allocates little (it used to cost ~600 MB).
+func TestPurgeBoundedWork(t *testing.T) {
+	bomb := amplifyingPurge()
+	if len(bomb) > 16<<10 {
+		t.Fatalf("bomb of %d bytes, want a small one", len(bomb))
+	}
+	var before, after goruntime.MemStats
+	goruntime.ReadMemStats(&before)
+	_, err := DecodePurge(bomb)
+	goruntime.ReadMemStats(&after)
+	if !errors.Is(err, ErrInvalidPayload) || !strings.Contains(err.Error(), "more than 100000 entries") {
+		t.Errorf("amplifying purge list: %v", err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+		t.Errorf("refusing the amplifying purge list allocated %d bytes", alloc)
+	}
+	long := EncodePurge([]string{"org.x.P/" + strings.Repeat("a", MaxPurgeEntryLength-7)})
+	if _, err := DecodePurge(long); !errors.Is(err, ErrInvalidPayload) || !strings.Contains(err.Error(), "longer than 4096") {
+		t.Errorf("entry of %d bytes: %v", MaxPurgeEntryLength+1, err)
+	}
+	// At the limits a list is accepted; one more entry is not (checked
+	// with smaller limits: 100,000 entries are slow under -race).
+	atLimit := make([]string, 1000)
+	for i := range atLimit {
+		atLimit[i] = "org.x.P/" + strconv.Itoa(i)
+	}
+	atLimit[0] = "org.x.P/" + strings.Repeat("a", 100-8)
+	got, err := decodePurge(EncodePurge(atLimit), 1000, 100)
+	if err != nil || !slices.Equal(got, atLimit) {
+		t.Errorf("purge list at the limits: %d entries, %v", len(got), err)
+	}
+	if _, err := decodePurge(EncodePurge(append(atLimit, "org.x.P/x")), 1000, 100); !errors.Is(err, ErrInvalidPayload) {
+		t.Errorf("one entry beyond the limit: %v", err)
+	}
+}
+
+func BenchmarkDecodePurgeAmplifying(b *testing.B) {
+	bomb := amplifyingPurge()
+	b.ReportAllocs()
+	for b.Loop() {
+		_, _ = DecodePurge(bomb)
 	}
 }
 
@@ -202,7 +258,9 @@ func TestEncodeValidation(t *testing.T) {
 		{"bad UTF-8", one(String, false), func(p *Payload) { p.String("\xff") }, time.Time{}, ErrInvalidValue},
 		{"long string", one(String, false), func(p *Payload) { p.String(strings.Repeat("x", 65537)) }, time.Time{}, ErrInvalidValue},
 		{"long blob", one(BinaryBlob, false), func(p *Payload) { p.BinaryBlob(make([]byte, 65537)) }, time.Time{}, ErrInvalidValue},
-		{"empty blob", one(BinaryBlob, false), func(p *Payload) { p.BinaryBlob(nil) }, time.Time{}, ErrInvalidValue},
+		{"empty blob without timestamp", one(BinaryBlob, false), func(p *Payload) { p.BinaryBlob(nil) }, time.Time{}, ErrInvalidValue},
+		{"empty blob property", &Interface{Name: "org.x.P", Major: 1, Type: Properties, Ownership: OwnershipDevice,
+			Mappings: []Mapping{{Endpoint: "/v", Type: BinaryBlob}}}, func(p *Payload) { p.BinaryBlob([]byte{}) }, time.Time{}, ErrInvalidValue},
 		{"long array", one(BooleanArray, false), func(p *Payload) { p.BooleanArray(make([]bool, 1025)) }, time.Time{}, ErrInvalidValue},
 		{"wrong type", one(Double, false), func(p *Payload) { p.Integer(1) }, time.Time{}, ErrTypeMismatch},
 		{"Any wrong type", one(Integer, false), func(p *Payload) { p.Any("1") }, time.Time{}, ErrTypeMismatch},
@@ -216,6 +274,13 @@ func TestEncodeValidation(t *testing.T) {
 		{"field twice", obj, func(p *Payload) { p.Field(1).Integer(1).Field(1).Integer(2) }, time.Time{}, ErrInvalidValue},
 		{"object value without Field", obj, func(p *Payload) { p.Double(1) }, time.Time{}, ErrTypeMismatch},
 		{"Field on individual", one(Double, false), func(p *Payload) { p.Field(0) }, time.Time{}, ErrTypeMismatch},
+		{"datetime beyond BSON", one(DateTime, false), func(p *Payload) { p.DateTime(time.Date(300_000_000, 1, 1, 0, 0, 0, 0, time.UTC)) }, time.Time{}, ErrInvalidValue},
+		{"datetime before BSON", one(DateTime, false), func(p *Payload) { p.DateTime(time.Date(-300_000_000, 1, 1, 0, 0, 0, 0, time.UTC)) }, time.Time{}, ErrInvalidValue},
+		{"datetime array beyond BSON", one(DateTimeArray, false), func(p *Payload) {
+			p.DateTimeArray([]time.Time{time.Now(), time.Date(300_000_000, 1, 1, 0, 0, 0, 0, time.UTC)})
+		}, time.Time{}, ErrInvalidValue},
+		{"Any datetime beyond BSON", one(DateTime, false), func(p *Payload) { p.Any(time.Date(300_000_000, 1, 1, 0, 0, 0, 0, time.UTC)) }, time.Time{}, ErrInvalidValue},
+		{"timestamp beyond BSON", one(Double, true), func(p *Payload) { p.Double(1) }, time.Date(300_000_000, 1, 1, 0, 0, 0, 0, time.UTC), ErrInvalidValue},
 		{"unknown object key", obj, func(p *Payload) { p.Any(map[string]any{"b": 1, "zz": 2}) }, time.Time{}, ErrMappingNotFound},
 	}
 	var p Payload
@@ -231,9 +296,32 @@ func TestEncodeValidation(t *testing.T) {
 	if _, err := p.String(strings.Repeat("x", 65536)).Finish(time.Time{}); err != nil {
 		t.Errorf("65,536-byte string: %v", err)
 	}
+	p.Reset(one(DateTime, true), 0)
+	if _, err := p.DateTime(time.UnixMilli(math.MaxInt64)).Finish(time.UnixMilli(math.MinInt64)); err != nil {
+		t.Errorf("datetime and timestamp at the BSON limits: %v", err)
+	}
 	p.Reset(one(Double, false), 0)
 	if _, err := p.Double(math.SmallestNonzeroFloat64).Finish(time.Time{}); err != nil {
 		t.Errorf("subnormal double: %v", err)
+	}
+	// Empty values Astarte stores (spec §3.5.4: only "v" as an empty
+	// binary without "t" reads as an unset): an empty blob with its
+	// timestamp, in an object, empty arrays.
+	p.Reset(one(BinaryBlob, true), 0)
+	if b, err := p.BinaryBlob(nil).Finish(time.UnixMilli(1)); err != nil || !bytes.Contains(b, []byte{'t', 0}) {
+		t.Errorf("empty blob with a timestamp: %x, %v", b, err)
+	}
+	blobObj := &Interface{Name: "o.B", Type: Datastream, Aggregation: Object, Mappings: []Mapping{{Endpoint: "/s/b", Type: BinaryBlob}}}
+	p.Reset(blobObj, 0)
+	if _, err := p.Field(0).BinaryBlob(nil).Finish(time.Time{}); err != nil {
+		t.Errorf("empty blob in an object: %v", err)
+	}
+	for vt, empty := range map[ValueType]any{IntegerArray: []int32{}, DoubleArray: []float64{}, StringArray: []string{},
+		BinaryBlobArray: [][]byte{}, BooleanArray: []bool{}, DateTimeArray: []time.Time{}, LongIntegerArray: []int64{}} {
+		p.Reset(one(vt, false), 0)
+		if _, err := p.Any(empty).Finish(time.Time{}); err != nil {
+			t.Errorf("empty %v: %v", vt, err)
+		}
 	}
 }
 

@@ -109,9 +109,13 @@ func LoadFiles(files []string) (*Result, error) {
 	res := &Result{}
 	byDir := map[string]map[string]string{} // dir → interface name → file
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, refused, err := readInterfaceFile(f)
 		if err != nil {
 			return nil, err
+		}
+		if refused != nil {
+			res.Diagnostics = append(res.Diagnostics, *refused)
+			continue
 		}
 		iface, warns, err := ParseWithWarnings(f, data)
 		if e, ok := err.(*Error); ok {

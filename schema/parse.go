@@ -57,6 +57,9 @@ func ParseWithWarnings(name string, data []byte) (*runtime.Interface, []Diagnost
 }
 
 func parse(r *report, data []byte) *runtime.Interface {
+	if !checkUTF8(r, data) {
+		return nil
+	}
 	var doc any
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()

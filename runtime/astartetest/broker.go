@@ -261,6 +261,7 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	if pk.FixedHeader.Type == packets.Pubrel && !cl.Net.Inline {
 		st := h.a.state(deviceOf(cl))
 		st.mu.Lock()
+		st.pubrels++
 		st.released[pk.PacketID] = st.awaitingRelease[pk.PacketID]
 		delete(st.awaitingRelease, pk.PacketID)
 		st.mu.Unlock()

@@ -44,6 +44,7 @@ type deviceState struct {
 	errors        []string
 	events        []string
 	connections   int
+	pubrels       int // PUBREL packets received
 	sessions      int // fresh MQTT sessions started so far
 	// awaitingRelease holds the QoS 2 messages (topic and payload) received
 	// in the current session and not yet released (PUBREL), by packet ID;
@@ -518,6 +519,15 @@ func (a *Astarte) Connections(deviceID string) int {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return st.connections
+}
+
+// Pubrels returns how many PUBREL packets the device sent (QoS 2 flows it
+// completed, and releases it replayed after a restart).
+func (a *Astarte) Pubrels(deviceID string) int {
+	st := a.state(deviceID)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.pubrels
 }
 
 // Events returns what the server saw from the device, in order:

@@ -8,6 +8,7 @@ package pairing
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -45,7 +47,14 @@ var (
 	ErrUnavailable = errors.New("pairing: unavailable")
 	// ErrInsecureURL: an http:// URL without the explicit opt-in.
 	ErrInsecureURL = errors.New("pairing: refusing plain-HTTP pairing URL")
+	// ErrRedirect: the Pairing API redirected to another host or from
+	// HTTPS to plain HTTP. The client never follows such a redirect: the
+	// request carries the credentials secret or an agent token.
+	ErrRedirect = errors.New("pairing: refusing redirect")
 )
+
+// maxRedirects bounds the redirects followed within the configured origin.
+const maxRedirects = 5
 
 // IsRetryable reports whether err is worth retrying later.
 func IsRetryable(err error) bool { return errors.Is(err, ErrUnavailable) }
@@ -92,7 +101,32 @@ func NewClient(baseURL, realm string, opts ...ClientOption) (*Client, error) {
 	case realm == "":
 		return nil, errors.New("pairing: empty realm")
 	}
-	return &Client{base: u, realm: realm, http: o.http}, nil
+	return &Client{base: u, realm: realm, http: guardRedirects(o.http, u)}, nil
+}
+
+// guardRedirects returns a copy of c that follows a redirect only when it
+// stays on the configured scheme and host: Go's client keeps the
+// Authorization header on a same-host redirect even from https:// to
+// http://, which would send the secret in clear. A redirect elsewhere is an
+// error saying so; the caller's own CheckRedirect still runs for the
+// redirects this one allows.
+func guardRedirects(c *http.Client, base *url.URL) *http.Client {
+	guarded := *c
+	next := c.CheckRedirect
+	guarded.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		switch {
+		case req.URL.Scheme != base.Scheme:
+			return fmt.Errorf("%w from %s to a %s:// URL", ErrRedirect, base.Scheme, req.URL.Scheme)
+		case !strings.EqualFold(req.URL.Host, base.Host):
+			return fmt.Errorf("%w from %s to another host (%s)", ErrRedirect, base.Host, req.URL.Hostname())
+		case len(via) >= maxRedirects:
+			return fmt.Errorf("%w: more than %d redirects", ErrRedirect, maxRedirects)
+		case next != nil:
+			return next(req, via)
+		}
+		return nil
+	}
+	return &guarded
 }
 
 // Status is a device's registration status.
@@ -132,7 +166,7 @@ func (c *Client) Info(ctx context.Context, deviceID, secret string) (DeviceInfo,
 	}
 	broker, err := normalizeBrokerURL(mqtt.BrokerURL)
 	if err != nil {
-		return info, err
+		return info, scrub(err, secret)
 	}
 	info.BrokerURL = broker
 	return info, nil
@@ -250,8 +284,16 @@ func (c *Client) Unregister(ctx context.Context, agentToken, deviceID string) er
 }
 
 // do sends one request with the {"data": …} envelope and decodes the
-// answer's data into out. bearer is a secret: it only goes in the header.
+// answer's data into out. bearer is a secret: it only goes in the header,
+// and every error text is scrubbed of it, whatever the server echoes.
 func (c *Client) do(ctx context.Context, method, path, bearer string, body, out any) error {
+	if err := c.send(ctx, method, path, bearer, body, out); err != nil {
+		return scrub(err, bearer)
+	}
+	return nil
+}
+
+func (c *Client) send(ctx context.Context, method, path, bearer string, body, out any) error {
 	u := c.base.JoinPath("v1", c.realm, path)
 	var reader io.Reader
 	if body != nil {
@@ -271,6 +313,9 @@ func (c *Client) do(ctx context.Context, method, path, bearer string, body, out 
 	}
 	req.Header.Set("Authorization", "Bearer "+bearer)
 	resp, err := c.http.Do(req)
+	if errors.Is(err, ErrRedirect) {
+		return fmt.Errorf("%w: %s %s: %v", ErrRedirect, method, u.Path, redirectCause(err))
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %s %s: %v", ErrUnavailable, method, u.Path, err)
 	}
@@ -295,6 +340,60 @@ func (c *Client) do(ctx context.Context, method, path, bearer string, body, out 
 		return fmt.Errorf("%w: %s %s: %v", ErrInvalidRequest, method, u.Path, err)
 	}
 	return nil
+}
+
+// redirectCause is the guard's own message, without the redirect URL the
+// server chose (which may carry anything).
+func redirectCause(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// secretError is an error whose text had secrets removed. It unwraps to
+// the sentinels of the original, never to the original itself, whose text
+// may hold the secret.
+type secretError struct {
+	msg  string
+	kind []error
+}
+
+func (e *secretError) Error() string   { return e.msg }
+func (e *secretError) Unwrap() []error { return e.kind }
+
+// sentinels lists what callers test with errors.Is.
+var sentinels = []error{
+	ErrCredentialsInhibited, ErrDeviceNotFound, ErrNotFound, ErrUnauthorized, ErrAlreadyRegistered,
+	ErrInvalidRequest, ErrUnavailable, ErrInsecureURL, ErrRedirect, context.Canceled, context.DeadlineExceeded,
+}
+
+// scrub returns err with every spelling of secret in its text replaced
+// (as is, URL-escaped, base64, and any "Bearer …" credential), keeping
+// only the sentinels it wraps.
+func scrub(err error, secret string) error {
+	msg := redact(err.Error(), secret)
+	var kind []error
+	for _, s := range sentinels {
+		if errors.Is(err, s) {
+			kind = append(kind, s)
+		}
+	}
+	return &secretError{msg: msg, kind: kind}
+}
+
+// bearerValue matches an Authorization credential echoed in text.
+var bearerValue = regexp.MustCompile(`(?i)(bearer|basic)(\s+|%20|\+)[^\s"',;]+`)
+
+func redact(text, secret string) string {
+	if secret != "" {
+		for _, spelling := range []string{secret, url.QueryEscape(secret), url.PathEscape(secret),
+			base64.StdEncoding.EncodeToString([]byte(secret)), base64.RawURLEncoding.EncodeToString([]byte(secret))} {
+			text = strings.ReplaceAll(text, spelling, "[redacted]")
+		}
+	}
+	return bearerValue.ReplaceAllString(text, "$1 [redacted]")
 }
 
 // statusError maps an error status and its {"errors": …} body to a

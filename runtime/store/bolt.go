@@ -13,14 +13,18 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // FileName is the name of the store file inside the store directory.
 const FileName = "astarte.db"
 
 // SchemaVersion is the version of the file layout this package writes.
-const SchemaVersion = 1
+// Version 2 puts a CRC-32C checksum in front of every queue entry,
+// property value and dead letter's entry; version 1 files are migrated
+// once at open (their entries then get a checksum of what they hold, so
+// damage older than the upgrade is not detected).
+const SchemaVersion = 2
 
 // ErrSchemaVersion is returned when a file was written by a newer release.
 var ErrSchemaVersion = errors.New("store: unsupported schema version")
@@ -34,9 +38,49 @@ var (
 	userMeta    = []byte("user:")
 )
 
-// migrations upgrade a file from version N (the key) to N+1. Version 1 is
-// the first layout, so there is nothing to migrate yet.
-var migrations = map[int]func(*bolt.Tx) error{}
+// migrations upgrade a file from version N (the key) to N+1.
+var migrations = map[int]func(*bolt.Tx) error{1: sealAll}
+
+// sealAll adds the version 2 checksums to the entries of a version 1 file.
+func sealAll(tx *bolt.Tx) error {
+	for _, name := range [][]byte{bucketProps, bucketQueue} {
+		bk := tx.Bucket(name)
+		if bk == nil {
+			continue
+		}
+		if err := rewrite(bk, func(k, v []byte) []byte { return sealEntry(k, v) }); err != nil {
+			return err
+		}
+	}
+	if bk := tx.Bucket(bucketDead); bk != nil {
+		return rewrite(bk, func(k, v []byte) []byte {
+			reason, at, entry, ok := splitDeadLetter(v)
+			if !ok {
+				return v
+			}
+			return appendDeadLetter(reason, at, sealEntry(k, entry))
+		})
+	}
+	return nil
+}
+
+// rewrite replaces every value of bk by f(key, value).
+func rewrite(bk *bolt.Bucket, f func(k, v []byte) []byte) error {
+	type kv struct{ k, v []byte }
+	var all []kv
+	if err := bk.ForEach(func(k, v []byte) error {
+		all = append(all, kv{bytes.Clone(k), f(k, v)})
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, e := range all {
+		if err := bk.Put(e.k, e.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // maxBatch bounds how many requests one group commit carries.
 const maxBatch = 4096
@@ -47,6 +91,7 @@ const maxBatch = 4096
 // on the same commits without waiting for them.
 type Bolt struct {
 	db    *bolt.DB
+	path  string
 	opts  options
 	count atomic.Int64 // queued messages not acked
 
@@ -54,8 +99,12 @@ type Bolt struct {
 	closing chan struct{}
 	done    chan struct{}
 
+	// mu guards acked, closed and syncErr. Ack checks that an id is queued
+	// in a read transaction begun under mu, and whoever deletes queue
+	// entries settles acked and count under mu after committing, so that a
+	// double ack or an unknown id never lowers the count.
 	mu      sync.Mutex
-	acked   map[uint64]struct{} // acked, deletion not yet committed
+	acked   map[uint64]struct{} // queued and acked, deletion not yet committed
 	closed  bool
 	syncErr error // the last periodic flush failed (WithSyncInterval)
 	// unsynced says commits were written since the last periodic flush.
@@ -70,64 +119,129 @@ type writeReq struct {
 
 // OpenBolt opens (creating if needed) the store file in dir, which is
 // created 0700 when missing; the file is 0600.
+//
+// A damaged file (empty, truncated, not a bbolt file, structurally corrupt,
+// not a regular file) is never mapped blindly and never crashes the
+// process: OpenBolt returns a *DamagedError (errors.Is ErrDamaged) and the
+// caller decides: Quarantine it and open again, or give up. Entries whose
+// checksum does not match are moved to the dead letters, each reported to
+// the WithCorruptionHandler function, and the store opens.
 func OpenBolt(dir string, opts ...Option) (*Bolt, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
-	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	if err := precheck(path); err != nil {
+		return nil, err
 	}
 	b := &Bolt{
-		db: db, opts: newOptions(opts), acked: map[uint64]struct{}{},
+		path: path, opts: newOptions(opts), acked: map[uint64]struct{}{},
 		reqs: make(chan *writeReq, maxBatch), closing: make(chan struct{}), done: make(chan struct{}),
 	}
-	if err := db.Update(b.initialize); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("store: %s: %w", path, err)
+	corrupt, err := b.open()
+	if err != nil {
+		return nil, err
 	}
-	db.NoSync = b.opts.syncInterval > 0 // after initialize, which is synced
+	b.db.NoSync = b.opts.syncInterval > 0 // after initialize, which is synced
+	b.reportCorrupt(corrupt)
 	go b.writer()
 	return b, nil
 }
 
+// open opens the file, migrates it, scans it and counts the queue, turning
+// faults and panics on the mapped file into a *DamagedError.
+func (b *Bolt) open() (corrupt []DeadLetter, err error) {
+	defer guard(b.path, &err)()
+	db, err := bolt.Open(b.path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrVersionMismatch) || errors.Is(err, berrors.ErrChecksum) {
+		return nil, &DamagedError{Path: b.path, Size: fileSize(b.path), Reason: err.Error()}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", b.path, err)
+	}
+	b.db = db
+	defer func() {
+		if err != nil {
+			db.Close()
+		}
+	}()
+	if err := db.Update(func(tx *bolt.Tx) error {
+		var err error
+		corrupt, err = b.initialize(tx)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("store: %s: %w", b.path, err)
+	}
+	return corrupt, nil
+}
+
+func fileSize(path string) int64 {
+	if st, err := os.Stat(path); err == nil {
+		return st.Size()
+	}
+	return -1
+}
+
 // initialize creates the buckets, checks and migrates the schema version,
-// and counts the queue.
-func (b *Bolt) initialize(tx *bolt.Tx) error {
+// moves entries that fail their checksum to the dead letters, and counts
+// the queue. Reading every entry also walks every page of the file, so
+// that structural damage shows here, at open, rather than later.
+func (b *Bolt) initialize(tx *bolt.Tx) ([]DeadLetter, error) {
 	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	version := SchemaVersion
 	if v := meta.Get(keyVersion); len(v) == 4 {
 		version = int(binary.BigEndian.Uint32(v))
+	} else if tx.Bucket(bucketQueue) != nil {
+		version = 1 // a file from before the version key was checked
 	}
 	if version > SchemaVersion {
-		return fmt.Errorf("%w: file has version %d, this release reads up to %d", ErrSchemaVersion, version, SchemaVersion)
+		return nil, fmt.Errorf("%w: file has version %d, this release reads up to %d", ErrSchemaVersion, version, SchemaVersion)
 	}
 	for ; version < SchemaVersion; version++ {
 		if err := migrations[version](tx); err != nil {
-			return fmt.Errorf("migrating from version %d: %w", version, err)
+			return nil, fmt.Errorf("migrating from version %d: %w", version, err)
 		}
 	}
 	if err := meta.Put(keyVersion, binary.BigEndian.AppendUint32(nil, SchemaVersion)); err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := tx.CreateBucketIfNotExists(bucketProps); err != nil {
-		return err
+	for _, name := range [][]byte{bucketProps, bucketDead, bucketQueue} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return nil, err
+		}
 	}
-	// The dead-letter bucket is additive: a file without it is a valid
-	// version 1 file, so it needs no migration.
-	if _, err := tx.CreateBucketIfNotExists(bucketDead); err != nil {
-		return err
+	var corrupt []corruptEntry
+	if err := tx.Bucket(bucketProps).ForEach(func(k, v []byte) error {
+		if _, ok := openEntry(k, v); !ok {
+			corrupt = append(corrupt, corruptEntry{bucket: bucketProps, key: bytes.Clone(k)})
+		}
+		return nil
+	}); err != nil {
+		return nil, err
 	}
-	q, err := tx.CreateBucketIfNotExists(bucketQueue)
+	q := tx.Bucket(bucketQueue)
+	queued := 0
+	if err := q.ForEach(func(k, v []byte) error {
+		queued++
+		if _, err := readMessage(k, v); err != nil {
+			corrupt = append(corrupt, corruptEntry{bucket: bucketQueue, key: bytes.Clone(k), reason: err.Error()})
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := tx.Bucket(bucketDead).ForEach(func(_, _ []byte) error { return nil }); err != nil {
+		return nil, err
+	}
+	moved, gone, err := moveCorrupt(tx, corrupt)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	b.count.Store(int64(q.Stats().KeyN))
-	return nil
+	b.count.Store(int64(queued - len(gone)))
+	return moved, nil
 }
 
 var _ Store = (*Bolt)(nil)
@@ -138,18 +252,21 @@ func (b *Bolt) isClosed() bool {
 	return b.closed
 }
 
-// update runs a write transaction unless the store is closed.
-func (b *Bolt) update(fn func(*bolt.Tx) error) error {
+// update runs a write transaction unless the store is closed; a fault or
+// panic on the mapped file is a *DamagedError, not a crash.
+func (b *Bolt) update(fn func(*bolt.Tx) error) (err error) {
 	if b.isClosed() {
 		return ErrClosed
 	}
+	defer guard(b.path, &err)()
 	return b.db.Update(fn)
 }
 
-func (b *Bolt) view(fn func(*bolt.Tx) error) error {
+func (b *Bolt) view(fn func(*bolt.Tx) error) (err error) {
 	if b.isClosed() {
 		return ErrClosed
 	}
+	defer guard(b.path, &err)()
 	return b.db.View(fn)
 }
 
@@ -170,7 +287,8 @@ func parsePropKey(key []byte) (PropertyKey, bool) {
 	return PropertyKey{Interface: string(key[:i]), Major: int(binary.BigEndian.Uint32(key[i+1:])), Path: string(key[i+5:])}, true
 }
 
-// Property values are stored as one flag byte then the payload.
+// Property values are stored as a checksum (sealEntry), one flag byte,
+// then the payload.
 const (
 	flagUnsent    = 1 << 0
 	flagTombstone = 1 << 1
@@ -187,7 +305,17 @@ func encodeProperty(p Property) []byte {
 	return append([]byte{flags}, p.Value...)
 }
 
-func decodeProperty(k PropertyKey, v []byte) Property {
+// decodeProperty reads a sealed value; ok is false when its checksum does
+// not match.
+func decodeProperty(k PropertyKey, key, sealed []byte) (Property, bool) {
+	v, ok := openEntry(key, sealed)
+	if !ok {
+		return Property{}, false
+	}
+	return decodePropertyValue(k, v), true
+}
+
+func decodePropertyValue(k PropertyKey, v []byte) Property {
 	p := Property{PropertyKey: k}
 	if len(v) == 0 {
 		return p
@@ -199,37 +327,57 @@ func decodeProperty(k PropertyKey, v []byte) Property {
 	return p
 }
 
-// Property implements Store.
+// Property implements Store. A value whose checksum does not match is
+// moved to the dead letters (and reported) and reads as absent.
 func (b *Bolt) Property(_ context.Context, k PropertyKey) (p Property, ok bool, err error) {
+	var corrupt []corruptEntry
+	key := propKey(k)
 	err = b.view(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketProps).Get(propKey(k)); v != nil {
-			p, ok = decodeProperty(k, v), true
-		}
-		return nil
-	})
-	return p, ok, err
-}
-
-// Properties implements Store.
-func (b *Bolt) Properties(_ context.Context, iface string) ([]Property, error) {
-	var out []Property
-	prefix := append([]byte(iface), 0)
-	err := b.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketProps).Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			if key, ok := parsePropKey(k); ok {
-				out = append(out, decodeProperty(key, v))
+		if v := tx.Bucket(bucketProps).Get(key); v != nil {
+			if p, ok = decodeProperty(k, key, v); !ok {
+				corrupt = append(corrupt, corruptEntry{bucket: bucketProps, key: key})
 			}
 		}
 		return nil
 	})
+	if err == nil {
+		err = b.settleCorrupt(corrupt)
+	}
+	return p, ok, err
+}
+
+// Properties implements Store; values whose checksum does not match are
+// moved to the dead letters, reported, and left out.
+func (b *Bolt) Properties(_ context.Context, iface string) ([]Property, error) {
+	var out []Property
+	var corrupt []corruptEntry
+	prefix := append([]byte(iface), 0)
+	err := b.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketProps).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			key, ok := parsePropKey(k)
+			if !ok {
+				continue
+			}
+			if p, ok := decodeProperty(key, k, v); ok {
+				out = append(out, p)
+			} else {
+				corrupt = append(corrupt, corruptEntry{bucket: bucketProps, key: bytes.Clone(k)})
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = b.settleCorrupt(corrupt)
+	}
 	return out, err
 }
 
 // PutProperty implements Store; it is durable on return.
 func (b *Bolt) PutProperty(_ context.Context, p Property) error {
+	key := propKey(p.PropertyKey)
 	return b.update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketProps).Put(propKey(p.PropertyKey), encodeProperty(p))
+		return tx.Bucket(bucketProps).Put(key, sealEntry(key, encodeProperty(p)))
 	})
 }
 
@@ -282,7 +430,7 @@ func (b *Bolt) enqueueNow(msgs []*Message) error {
 		return err
 	}
 	n := int64(len(msgs))
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	err := b.guardedUpdate(func(tx *bolt.Tx) error {
 		if b.count.Load()+n > int64(b.opts.capacity) {
 			return ErrFull
 		}
@@ -291,7 +439,7 @@ func (b *Bolt) enqueueNow(msgs []*Message) error {
 	switch {
 	case errors.Is(err, ErrFull):
 		return ErrFull
-	case errors.Is(err, bolterrors.ErrDatabaseNotOpen):
+	case errors.Is(err, berrors.ErrDatabaseNotOpen):
 		return ErrClosed
 	case err != nil:
 		return fmt.Errorf("store: commit: %w", err)
@@ -388,7 +536,7 @@ func (b *Bolt) commit(batch []*writeReq) {
 		}
 		return
 	}
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	err := b.guardedUpdate(func(tx *bolt.Tx) error {
 		q := tx.Bucket(bucketQueue)
 		for _, id := range acks {
 			if err := q.Delete(binary.BigEndian.AppendUint64(nil, id)); err != nil {
@@ -428,6 +576,13 @@ func (b *Bolt) commit(batch []*writeReq) {
 	}
 }
 
+// guardedUpdate is db.Update with faults and panics turned into errors,
+// for the writer goroutine (which runs while closing, when update refuses).
+func (b *Bolt) guardedUpdate(fn func(*bolt.Tx) error) (err error) {
+	defer guard(b.path, &err)()
+	return b.db.Update(fn)
+}
+
 func putMessages(q *bolt.Bucket, msgs []*Message) error {
 	for _, m := range msgs {
 		id, err := q.NextSequence()
@@ -435,11 +590,22 @@ func putMessages(q *bolt.Bucket, msgs []*Message) error {
 			return err
 		}
 		m.ID = id
-		if err := q.Put(binary.BigEndian.AppendUint64(nil, id), encodeMessage(m)); err != nil {
+		key := binary.BigEndian.AppendUint64(nil, id)
+		if err := q.Put(key, sealEntry(key, encodeMessage(m))); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// readMessage checks a queue entry's checksum and decodes it.
+func readMessage(key, sealed []byte) (Message, error) {
+	id := binary.BigEndian.Uint64(key)
+	v, ok := openEntry(key, sealed)
+	if !ok {
+		return Message{ID: id}, fmt.Errorf("store: queue entry %d fails its checksum", id)
+	}
+	return decodeMessage(id, v)
 }
 
 // encodeMessage lays a message out as length-prefixed fields.
@@ -461,7 +627,7 @@ func encodeMessage(m *Message) []byte {
 
 func decodeMessage(id uint64, b []byte) (Message, error) {
 	m := Message{ID: id}
-	bad := fmt.Errorf("store: corrupt queue entry %d", id)
+	bad := fmt.Errorf("store: queue entry %d is unreadable", id)
 	str := func() (string, bool) {
 		n, k := binary.Uvarint(b)
 		if k <= 0 || uint64(len(b)-k) < n {
@@ -504,6 +670,7 @@ func (b *Bolt) Pending(_ context.Context, after uint64, limit int) ([]Message, e
 		acked[id] = struct{}{}
 	}
 	b.mu.Unlock()
+	var corrupt []corruptEntry
 	err := b.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketQueue).Cursor()
 		for k, v := c.Seek(binary.BigEndian.AppendUint64(nil, after+1)); k != nil && len(out) < limit; k, v = c.Next() {
@@ -511,14 +678,19 @@ func (b *Bolt) Pending(_ context.Context, after uint64, limit int) ([]Message, e
 			if _, gone := acked[id]; gone {
 				continue
 			}
-			m, err := decodeMessage(id, v)
+			m, err := readMessage(k, v)
 			if err != nil {
-				return err
+				// Damaged since open: moved aside below, never sent.
+				corrupt = append(corrupt, corruptEntry{bucket: bucketQueue, key: bytes.Clone(k), reason: err.Error()})
+				continue
 			}
 			out = append(out, m)
 		}
 		return nil
 	})
+	if err == nil {
+		err = b.settleCorrupt(corrupt)
+	}
 	return out, err
 }
 
@@ -530,14 +702,24 @@ func (b *Bolt) Ack(_ context.Context, ids ...uint64) error {
 		b.mu.Unlock()
 		return ErrClosed
 	}
-	for _, id := range ids {
-		if _, dup := b.acked[id]; !dup {
+	// Only ids still queued count: a second ack of an id, or an id that
+	// was never queued (or already deleted), must not lower the count.
+	err := b.guardedView(func(tx *bolt.Tx) error {
+		q := tx.Bucket(bucketQueue)
+		for _, id := range ids {
+			if _, dup := b.acked[id]; dup || q.Get(binary.BigEndian.AppendUint64(nil, id)) == nil {
+				continue
+			}
 			b.acked[id] = struct{}{}
 			b.count.Add(-1)
 		}
-	}
+		return nil
+	})
 	n := len(b.acked)
 	b.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	if n >= maxBatch {
 		// Keep the pending set bounded when nothing else commits.
 		select {
@@ -546,6 +728,26 @@ func (b *Bolt) Ack(_ context.Context, ids ...uint64) error {
 		}
 	}
 	return nil
+}
+
+func (b *Bolt) guardedView(fn func(*bolt.Tx) error) (err error) {
+	defer guard(b.path, &err)()
+	return b.db.View(fn)
+}
+
+// deleted settles acked and count after a committed transaction deleted
+// the queue entries ids (by Prune or a move to the dead letters): an id
+// already acked was already uncounted.
+func (b *Bolt) deleted(ids []uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, id := range ids {
+		if _, acked := b.acked[id]; acked {
+			delete(b.acked, id)
+			continue
+		}
+		b.count.Add(-1)
+	}
 }
 
 // Len implements Store.
@@ -559,6 +761,7 @@ func (b *Bolt) Len(_ context.Context) (int, error) {
 // Prune implements Store.
 func (b *Bolt) Prune(ctx context.Context, keep map[string]int) (props, msgs int, err error) {
 	b.flushAcks(ctx)
+	var gone []uint64
 	err = b.update(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketProps).Cursor()
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
@@ -573,21 +776,21 @@ func (b *Bolt) Prune(ctx context.Context, keep map[string]int) (props, msgs int,
 		}
 		qc := tx.Bucket(bucketQueue).Cursor()
 		for k, v := qc.First(); k != nil; k, v = qc.Next() {
-			m, err := decodeMessage(binary.BigEndian.Uint64(k), v)
-			if major, kept := keep[m.Interface]; err == nil && kept && major == m.Major {
-				continue
+			m, err := readMessage(k, v)
+			if major, kept := keep[m.Interface]; err != nil || kept && major == m.Major {
+				continue // a damaged entry goes to the dead letters, not away
 			}
 			if err := qc.Delete(); err != nil {
 				return err
 			}
-			msgs++
+			gone = append(gone, m.ID)
 		}
 		return nil
 	})
 	if err == nil {
-		b.count.Add(-int64(msgs))
+		b.deleted(gone)
 	}
-	return props, msgs, err
+	return props, len(gone), err
 }
 
 // flushAcks commits pending acks now.
@@ -620,19 +823,39 @@ func (b *Bolt) MoveToDeadLetters(_ context.Context, id uint64, reason string) (b
 		if v == nil {
 			return nil
 		}
-		rec := binary.AppendUvarint(nil, uint64(len(reason)))
-		rec = append(rec, reason...)
-		rec = binary.AppendVarint(rec, time.Now().UnixNano())
-		if err := tx.Bucket(bucketDead).Put(key, append(rec, v...)); err != nil {
+		if err := tx.Bucket(bucketDead).Put(key, appendDeadLetter(reason, time.Now(), v)); err != nil {
 			return err
 		}
 		moved = true
 		return q.Delete(key)
 	})
 	if moved && err == nil {
-		b.count.Add(-1)
+		b.deleted([]uint64{id})
 	}
 	return moved && err == nil, err
+}
+
+// A dead-letter record is the reason (uvarint length, text), when it was
+// moved (varint Unix nanoseconds), then the queue entry as it was stored
+// (sealed, or unreadable).
+func appendDeadLetter(reason string, at time.Time, entry []byte) []byte {
+	rec := binary.AppendUvarint(nil, uint64(len(reason)))
+	rec = append(rec, reason...)
+	rec = binary.AppendVarint(rec, at.UnixNano())
+	return append(rec, entry...)
+}
+
+func splitDeadLetter(v []byte) (reason string, at time.Time, entry []byte, ok bool) {
+	n, k := binary.Uvarint(v)
+	if k <= 0 || uint64(len(v)-k) < n {
+		return "", time.Time{}, nil, false
+	}
+	reason, v = string(v[k:k+int(n)]), v[k+int(n):]
+	nanos, k := binary.Varint(v)
+	if k <= 0 {
+		return reason, time.Time{}, nil, false
+	}
+	return reason, time.Unix(0, nanos), v[k:], true
 }
 
 // DeadLetters implements Store. An entry that cannot be decoded is
@@ -650,18 +873,17 @@ func (b *Bolt) DeadLetters(_ context.Context) ([]DeadLetter, error) {
 
 func decodeDeadLetter(id uint64, v []byte) DeadLetter {
 	d := DeadLetter{Message: Message{ID: id}}
-	n, k := binary.Uvarint(v)
-	if k <= 0 || uint64(len(v)-k) < n {
+	reason, at, entry, ok := splitDeadLetter(v)
+	if !ok {
 		d.Reason = "unreadable dead-letter record"
 		return d
 	}
-	d.Reason, v = string(v[k:k+int(n)]), v[k+int(n):]
-	at, k := binary.Varint(v)
-	if k <= 0 {
-		return d
+	d.Reason, d.At = reason, at
+	body, sealed := openEntry(binary.BigEndian.AppendUint64(nil, id), entry)
+	if !sealed && len(entry) >= 4 {
+		body = entry[4:] // damaged: keep what can still be read
 	}
-	d.At = time.Unix(0, at)
-	if m, err := decodeMessage(id, v[k:]); err == nil {
+	if m, err := decodeMessage(id, body); err == nil {
 		d.Message = m
 	}
 	return d

@@ -29,6 +29,7 @@ type Option func(*options)
 type options struct {
 	capacity     int
 	syncInterval time.Duration
+	onCorrupt    func(DeadLetter)
 }
 
 func newOptions(opts []Option) options {
@@ -48,6 +49,13 @@ func WithCapacity(n int) Option {
 			o.capacity = n
 		}
 	}
+}
+
+// WithCorruptionHandler sets a function told of every entry (queue
+// message or property value) that failed its checksum and was moved to the
+// dead letters, at open or later. It must not block or call the store.
+func WithCorruptionHandler(f func(DeadLetter)) Option {
+	return func(o *options) { o.onCorrupt = f }
 }
 
 // WithSyncInterval trades durability against power loss for throughput
