@@ -225,9 +225,7 @@ type Device struct {
 	changeMu sync.Mutex
 	// discards carries discard-retention messages to the owner loop.
 	discards chan outbound
-	incoming chan incoming
-	// inBytes bounds the payload bytes queued in incoming.
-	inBytes *byteBudget
+	incoming *inbox
 	closing chan struct{} // closed by Close
 	// handlerCtx is the context handlers run with; Close cancels it.
 	handlerCtx    context.Context
@@ -274,8 +272,7 @@ func New(cfg Config, interfaces ...*Interface) (*Device, error) {
 		changes:  make(chan *ifaceChange),
 		discards: make(chan outbound, 16),
 		closing:  make(chan struct{}),
-		incoming: make(chan incoming, 256),
-		inBytes:  newByteBudget(maxIncomingBytes),
+		incoming: newInbox(),
 		handlers: map[string]HandlerFunc{},
 		dirty:    map[store.PropertyKey]bool{},
 		volatile: ring{limit: cfg.VolatileCapacity},
@@ -488,12 +485,8 @@ func (d *Device) Handle(iface *Interface, h HandlerFunc) error {
 	d.handlers[info.Name] = h
 	replay := d.started && info.Type == Properties
 	d.mu.Unlock()
-	if replay {
-		select {
-		case d.incoming <- incoming{replay: info}:
-		case <-d.closing:
-			return ErrClosed
-		}
+	if replay && !d.incoming.put(incoming{replay: info}, d.closing, nil) {
+		return ErrClosed
 	}
 	return nil
 }

@@ -44,12 +44,11 @@ func TestIncomingQueueBoundedInBytes(t *testing.T) {
 	want := int32(maxIncomingBytes / size)
 	waitUntil(t, func() bool { return handed.Load() >= want })
 	time.Sleep(50 * time.Millisecond) // give a wrongly unbounded queue time to take more
-	if n := handed.Load(); n != want || len(d.incoming)*size > maxIncomingBytes {
-		t.Fatalf("%d messages of 1 MiB queued (%d in the channel); want the router blocked at %d", n, len(d.incoming), want)
+	if n := handed.Load(); n != want || d.incoming.len()*size > maxIncomingBytes {
+		t.Fatalf("%d messages of 1 MiB queued (%d in the queue); want the router blocked at %d", n, d.incoming.len(), want)
 	}
 	// The dispatch loop taking one lets exactly one more in.
-	<-d.incoming
-	d.inBytes.release(size)
+	d.incoming.take()
 	waitUntil(t, func() bool { return handed.Load() == want+1 })
 	// A lost connection releases the blocked router.
 	c.markLost()
@@ -58,8 +57,8 @@ func TestIncomingQueueBoundedInBytes(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("router still blocked after the connection was lost")
 	}
-	if len(d.incoming)*size > maxIncomingBytes {
-		t.Errorf("%d bytes queued after the flood", len(d.incoming)*size)
+	if d.incoming.len()*size > maxIncomingBytes {
+		t.Errorf("%d bytes queued after the flood", d.incoming.len()*size)
 	}
 }
 

@@ -52,58 +52,86 @@ type incoming struct {
 	replay  *ifaceInfo
 }
 
-// maxIncomingBytes bounds the payload bytes waiting for the dispatch loop,
-// beside the 256 slots of the channel: a slow handler and a flood of large
-// messages would otherwise hold 256 full payloads. A single larger message
-// is still let through when nothing waits, so that the bound never blocks
-// for good.
-const maxIncomingBytes = 4 << 20
+// The incoming queue holds at most maxIncoming messages and
+// maxIncomingBytes of payloads: a slow handler and a flood of large
+// messages would otherwise hold every payload. A single larger message is
+// still let through when nothing waits, so that the bound never blocks for
+// good.
+const (
+	maxIncoming      = 256
+	maxIncomingBytes = 4 << 20
+)
 
-// byteBudget is a weighted semaphore for the incoming queue: acquire blocks
-// the paho router (and so the connection's reading, the back-pressure the
-// broker sees) while the queued payloads would exceed the limit.
-type byteBudget struct {
+// inbox is the queue from paho's router to the dispatch loop. put blocks
+// the router (and so the connection's reading: the back-pressure the broker
+// sees) while the queue is full. Its storage grows by need and is let go
+// when it empties, so that an idle device holds none.
+type inbox struct {
 	mu    sync.Mutex
-	used  int
-	limit int
-	freed chan struct{} // signalled on release
+	items []incoming
+	head  int
+	bytes int
+	room  chan struct{} // signalled when something was taken
+	ready chan struct{} // signalled when something was put
 }
 
-func newByteBudget(limit int) *byteBudget {
-	return &byteBudget{limit: limit, freed: make(chan struct{}, 1)}
+func newInbox() *inbox {
+	return &inbox{room: make(chan struct{}, 1), ready: make(chan struct{}, 1)}
 }
 
-// acquire takes n bytes, waiting until they fit or a stop channel closes.
-func (b *byteBudget) acquire(n int, stop ...<-chan struct{}) bool {
+// put queues in, waiting for room until a stop channel closes; it reports
+// whether in was queued.
+func (q *inbox) put(in incoming, stop1, stop2 <-chan struct{}) bool {
 	for {
-		b.mu.Lock()
-		if b.used == 0 || b.used+n <= b.limit {
-			b.used += n
-			b.mu.Unlock()
-			b.signal() // another waiter may fit too
+		q.mu.Lock()
+		n := len(q.items) - q.head
+		if n == 0 || n < maxIncoming && q.bytes+len(in.payload) <= maxIncomingBytes {
+			q.items = append(q.items, in)
+			q.bytes += len(in.payload)
+			q.mu.Unlock()
+			signal(q.ready)
 			return true
 		}
-		b.mu.Unlock()
+		q.mu.Unlock()
 		select {
-		case <-b.freed:
-		case <-stop[0]:
+		case <-q.room:
+		case <-stop1:
 			return false
-		case <-stop[1]:
+		case <-stop2:
 			return false
 		}
 	}
 }
 
-func (b *byteBudget) release(n int) {
-	b.mu.Lock()
-	b.used -= n
-	b.mu.Unlock()
-	b.signal()
+// take removes the oldest message, if any.
+func (q *inbox) take() (incoming, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.head == len(q.items) {
+		return incoming{}, false
+	}
+	in := q.items[q.head]
+	q.items[q.head] = incoming{}
+	q.head++
+	q.bytes -= len(in.payload)
+	if q.head == len(q.items) {
+		q.items, q.head = nil, 0
+	}
+	signal(q.room)
+	return in, true
 }
 
-func (b *byteBudget) signal() {
+// len returns how many messages wait.
+func (q *inbox) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items) - q.head
+}
+
+// signal wakes whoever waits on ch, if anyone.
+func signal(ch chan struct{}) {
 	select {
-	case b.freed <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }
@@ -111,35 +139,28 @@ func (b *byteBudget) signal() {
 // enqueueIncoming runs on paho's router goroutine: it only hands the message
 // over, so that handlers may publish without deadlocking paho.
 func (d *Device) enqueueIncoming(c *conn, m mqtt.Message) {
-	in := incoming{topic: m.Topic(), payload: m.Payload()}
-	if !d.inBytes.acquire(len(in.payload), d.closing, c.lost) {
-		return
-	}
-	select {
-	case d.incoming <- in:
-	case <-d.closing:
-		d.inBytes.release(len(in.payload))
-	case <-c.lost:
-		d.inBytes.release(len(in.payload))
-	}
+	d.incoming.put(incoming{topic: m.Topic(), payload: m.Payload()}, d.closing, c.lost)
 }
 
 // dispatchLoop processes server messages in arrival order.
 func (d *Device) dispatchLoop() {
 	defer d.wg.Done()
 	for {
-		select {
-		case in := <-d.incoming:
-			d.inBytes.release(len(in.payload))
-			if in.replay != nil {
-				d.replay(in.replay)
+		in, ok := d.incoming.take()
+		if !ok {
+			select {
+			case <-d.incoming.ready:
 				continue
+			case <-d.closing:
+				return
 			}
-			if err := d.dispatch(in); err != nil {
-				d.reportIncoming(in.topic, err)
-			}
-		case <-d.closing:
-			return
+		}
+		if in.replay != nil {
+			d.replay(in.replay)
+			continue
+		}
+		if err := d.dispatch(in); err != nil {
+			d.reportIncoming(in.topic, err)
 		}
 	}
 }

@@ -135,17 +135,19 @@ func (s *session) nextID() uint16 {
 	return id
 }
 
-// outboundFlows returns the entries of outbound flows, in insertion order.
-func (s *session) outboundFlows() []*entry {
+// outboundFlows returns copies of the entries of outbound flows, in
+// insertion order (copies: a late reader of an old connection may still
+// move a flow to its PUBREL stage).
+func (s *session) outboundFlows() []entry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []*entry
+	var out []entry
 	for k, e := range s.entries {
 		if strings.HasPrefix(k, "o.") && e.pkt != nil {
-			out = append(out, e)
+			out = append(out, *e)
 		}
 	}
-	slices.SortFunc(out, func(a, b *entry) int { return cmp.Compare(a.seq, b.seq) })
+	slices.SortFunc(out, func(a, b entry) int { return cmp.Compare(a.seq, b.seq) })
 	return out
 }
 

@@ -8,7 +8,7 @@ import (
 )
 
 // writeQueue bounds the publishes waiting for a connection's writer.
-const writeQueue = 64
+const writeQueue = 16
 
 // writeReq is one publish for a connection's writer. result, when set,
 // receives the paho token (nil when the packet was not published).
