@@ -226,7 +226,7 @@ type Device struct {
 	// discards carries discard-retention messages to the owner loop.
 	discards chan outbound
 	incoming *inbox
-	closing chan struct{} // closed by Close
+	closing  chan struct{} // closed by Close
 	// handlerCtx is the context handlers run with; Close cancels it.
 	handlerCtx    context.Context
 	cancelHandler context.CancelFunc
