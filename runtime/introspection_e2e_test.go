@@ -48,14 +48,7 @@ func TestAddAndRemoveInterfacesConnected(t *testing.T) {
 	if got := a.WaitReceived(t, id, 1); got[0].Interface != qosIface.Name || got[0].Value != int32(2) {
 		t.Errorf("received %+v", got)
 	}
-	handled := make(chan float64, 1)
-	if err := d.Handle(serverStreamIface, func(_ context.Context, in *astarte.Incoming) error {
-		v, err := in.Value.Double()
-		handled <- v
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	handled := handleDoubles(t, d)
 	if err := a.SendDatastream(id, serverStreamIface.Name, "/s1/double", 4.5); err != nil {
 		t.Fatal(err)
 	}
@@ -112,14 +105,7 @@ func TestAddAndRemoveInterfacesOffline(t *testing.T) {
 	if err := d.AddInterfaces(ctx, addedIface, serverStreamIface); err != nil {
 		t.Fatal(err)
 	}
-	handled := make(chan float64, 1)
-	if err := d.Handle(serverStreamIface, func(_ context.Context, in *astarte.Incoming) error {
-		v, err := in.Value.Double()
-		handled <- v
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	handled := handleDoubles(t, d)
 	if err := d.Send(ctx, addedIface.Name, "/v", int32(7)); err != nil {
 		t.Fatal(err)
 	}
@@ -189,4 +175,19 @@ func TestChangeInterfacesErrors(t *testing.T) {
 	if err := d.AddInterfaces(ctx, qosIface); !errors.Is(err, astarte.ErrClosed) {
 		t.Errorf("AddInterfaces after Close: %v", err)
 	}
+}
+
+// handleDoubles registers a handler for serverStreamIface that passes on
+// the double values it receives.
+func handleDoubles(t *testing.T, d *astarte.Device) <-chan float64 {
+	t.Helper()
+	handled := make(chan float64, 1)
+	if err := d.Handle(serverStreamIface, func(_ context.Context, in *astarte.Incoming) error {
+		v, err := in.Value.Double()
+		handled <- v
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return handled
 }

@@ -147,11 +147,8 @@ type writeReq struct {
 // checksum does not match are moved to the dead letters, each reported to
 // the WithCorruptionHandler function, and the store opens.
 func OpenBolt(dir string, opts ...Option) (*Bolt, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	path := filepath.Join(dir, FileName)
-	if err := precheck(path); err != nil {
+	path, err := filePath(dir, FileName)
+	if err != nil {
 		return nil, err
 	}
 	b := &Bolt{
@@ -166,6 +163,16 @@ func OpenBolt(dir string, opts ...Option) (*Bolt, error) {
 	b.reportCorrupt(corrupt)
 	go b.writer()
 	return b, nil
+}
+
+// filePath creates dir (0700) when missing and checks the store file name
+// in it before anything maps it (see precheck).
+func filePath(dir, name string) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("store: %w", err)
+	}
+	path := filepath.Join(dir, name)
+	return path, precheck(path)
 }
 
 // open opens the file, migrates it, scans it and counts the queue, turning

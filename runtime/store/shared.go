@@ -3,8 +3,6 @@ package store
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -40,11 +38,8 @@ var ErrDeviceOpen = errors.New("store: the device's store is open already")
 // (WithSyncInterval to the whole file). A damaged file is refused with a
 // *DamagedError, as OpenBolt does.
 func OpenShared(dir string, opts ...Option) (*Shared, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	path := filepath.Join(dir, SharedFileName)
-	if err := precheck(path); err != nil {
+	path, err := filePath(dir, SharedFileName)
+	if err != nil {
 		return nil, err
 	}
 	probe := &Bolt{path: path}
