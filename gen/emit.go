@@ -5,8 +5,10 @@ package gen
 import (
 	"bytes"
 	"fmt"
-	"go/format"
+	goruntime "runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	. "github.com/dave/jennifer/jen"
@@ -29,20 +31,52 @@ func Generate(opts Config, inputs []Input) (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	files := map[string][]byte{}
-	for _, ip := range pl.ifaces {
-		f := newFile(pl.pkg, opts.version(), "Source: "+ip.Source)
-		emitInterface(f, ip)
-		if files[ip.file], err = render(f); err != nil {
-			return nil, fmt.Errorf("%s: %w", ip.Interface.Name, err)
-		}
+	// One job per file; each builds and renders its own jennifer File from
+	// the finished plan, which they only read.
+	type job struct {
+		name, label string
+		build       func() *File
 	}
-	f := newFile(pl.pkg, opts.version(), "")
-	emitPackage(f, pl)
-	if files[PackageFile], err = render(f); err != nil {
-		return nil, err
+	jobs := make([]job, 0, len(pl.ifaces)+1)
+	for _, ip := range pl.ifaces {
+		jobs = append(jobs, job{ip.file, ip.Interface.Name + ": ", func() *File {
+			f := newFile(pl.pkg, opts.version(), "Source: "+ip.Source)
+			emitInterface(f, ip)
+			return f
+		}})
+	}
+	jobs = append(jobs, job{PackageFile, "", func() *File {
+		f := newFile(pl.pkg, opts.version(), "")
+		emitPackage(f, pl)
+		return f
+	}})
+	out := make([][]byte, len(jobs))
+	errs := make([]error, len(jobs))
+	parallel(len(jobs), func(i int) { out[i], errs[i] = render(jobs[i].build()) })
+	files := make(map[string][]byte, len(jobs))
+	for i, j := range jobs {
+		if errs[i] != nil {
+			return nil, fmt.Errorf("%s%w", j.label, errs[i])
+		}
+		files[j.name] = out[i]
 	}
 	return files, nil
+}
+
+// parallel calls do(0) … do(n-1) on up to GOMAXPROCS goroutines:
+// formatting is most of generation's cost, and files format independently.
+func parallel(n int, do func(int)) {
+	workers := min(n, goruntime.GOMAXPROCS(0))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				do(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func newFile(pkg, version, source string) *File {
@@ -57,12 +91,16 @@ func newFile(pkg, version, source string) *File {
 	return f
 }
 
+// render returns the file's source. jennifer's Render already runs it
+// through go/format, the larger part of generation's cost: formatting it a
+// second time would change nothing (TestDeterministicAndFormatted checks
+// every file of the corpus is gofmt-clean as rendered).
 func render(f *File) ([]byte, error) {
 	var b bytes.Buffer
 	if err := f.Render(&b); err != nil {
 		return nil, err
 	}
-	return format.Source(b.Bytes())
+	return b.Bytes(), nil
 }
 
 func rt(name string) *Statement { return Qual(runtimePath, name) }

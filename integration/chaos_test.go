@@ -106,6 +106,10 @@ func (m *mosquittoTarget) observe(_ mqtt.Client, msg mqtt.Message) {
 	path = "/" + path
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if rest == "control/producer/properties" {
+		m.purge(msg.Payload())
+		return
+	}
 	m.last = time.Now()
 	key := msg.Topic() + "\x00" + string(msg.Payload())
 	if msg.Qos() == 2 {
@@ -133,6 +137,26 @@ func (m *mosquittoTarget) observe(_ mqtt.Client, msg mqtt.Message) {
 			return
 		}
 		m.props[name+path] = v
+	}
+}
+
+// purge applies a producer/properties list as Astarte does: a device
+// property it does not list is unset (a device relies on it after a full
+// sync instead of resending unsets). m.mu must be held.
+func (m *mosquittoTarget) purge(payload []byte) {
+	list, err := wire.DecodePurge(payload)
+	if err != nil {
+		m.t.Errorf("observer: producer/properties: %v", err)
+		return
+	}
+	keep := map[string]bool{}
+	for _, e := range list {
+		keep[e] = true
+	}
+	for key := range m.props {
+		if !keep[key] {
+			delete(m.props, key)
+		}
 	}
 }
 

@@ -49,14 +49,7 @@ func TestAddAndRemoveInterfacesConnected(t *testing.T) {
 	if got := a.WaitReceived(t, id, 1); got[0].Interface != qosIface.Name || got[0].Value != int32(2) {
 		t.Errorf("received %+v", got)
 	}
-	handled := make(chan float64, 1)
-	if err := d.Handle(serverStreamIface, func(_ context.Context, in *runtime.Incoming) error {
-		v, err := in.Value.Double()
-		handled <- v
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	handled := handleDoubles(t, d)
 	if err := a.SendDatastream(id, serverStreamIface.Name, "/s1/double", 4.5); err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +88,7 @@ var addedIface = &model.Interface{
 // connection before any data; removing one while offline drops the stored
 // data queued for it, which Astarte would refuse.
 func TestAddAndRemoveInterfacesOffline(t *testing.T) {
-	a := astartetest.New(t, retentionIface, qosIface, addedIface)
+	a := astartetest.New(t, retentionIface, qosIface, addedIface, serverStreamIface)
 	cfg := testConfig(t, a, "AJInS0w3VpWpuOqkXhgZdA")
 	d := newDevice(t, a, cfg, retentionIface, qosIface)
 	ctx := ctxT(t)
@@ -110,9 +103,10 @@ func TestAddAndRemoveInterfacesOffline(t *testing.T) {
 	if err := d.RemoveInterfaces(ctx, qosIface.Name); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.AddInterfaces(ctx, addedIface); err != nil {
+	if err := d.AddInterfaces(ctx, addedIface, serverStreamIface); err != nil {
 		t.Fatal(err)
 	}
+	handled := handleDoubles(t, d)
 	if err := d.Send(ctx, addedIface.Name, "/v", int32(7)); err != nil {
 		t.Fatal(err)
 	}
@@ -131,6 +125,31 @@ func TestAddAndRemoveInterfacesOffline(t *testing.T) {
 	}
 	if errs := a.Errors(id); len(errs) > 0 {
 		t.Errorf("the fake refused data: %v", errs)
+	}
+	if !slices.Contains(a.Events(id), "subscribe "+serverStreamIface.Name+"/#") {
+		t.Errorf("no subscription to the server-owned interface added offline: %q", a.Events(id))
+	}
+	if err := a.SendDatastream(id, serverStreamIface.Name, "/s1/double", 2.5); err != nil {
+		t.Fatal(err)
+	}
+	if v := <-handled; v != 2.5 {
+		t.Errorf("handler got %v", v)
+	}
+
+	// A restart with another interface set announces it before any data.
+	if err := d.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d = newDevice(t, a, cfg, retentionIface, qosIface)
+	if err := d.Send(ctx, qosIface.Name, "/unique", int32(8)); err != nil {
+		t.Fatal(err)
+	}
+	a.WaitReceived(t, id, 2)
+	if intro := a.Introspection(id); !strings.Contains(intro, qosIface.Name) || strings.Contains(intro, addedIface.Name) {
+		t.Errorf("introspection after a restart with another set: %q", intro)
+	}
+	if errs := a.Errors(id); len(errs) > 0 {
+		t.Errorf("the fake refused data after the restart: %v", errs)
 	}
 }
 
@@ -157,4 +176,19 @@ func TestChangeInterfacesErrors(t *testing.T) {
 	if err := d.AddInterfaces(ctx, qosIface); !errors.Is(err, runtime.ErrClosed) {
 		t.Errorf("AddInterfaces after Close: %v", err)
 	}
+}
+
+// handleDoubles registers a handler for serverStreamIface that passes on
+// the double values it receives.
+func handleDoubles(t *testing.T, d *runtime.Device) <-chan float64 {
+	t.Helper()
+	handled := make(chan float64, 1)
+	if err := d.Handle(serverStreamIface, func(_ context.Context, in *runtime.Incoming) error {
+		v, err := in.Value.Double()
+		handled <- v
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return handled
 }

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/astarte-gen/astarte-gen/runtime"
 	"github.com/astarte-gen/astarte-gen/runtime/astartetest"
 	"github.com/astarte-gen/astarte-gen/runtime/model"
+	"github.com/astarte-gen/astarte-gen/runtime/store"
 )
 
 var retentionIface = &model.Interface{
@@ -483,4 +485,57 @@ func TestVolatileQueueCounters(t *testing.T) {
 	if len(got) != 2 || got[0].Value != int32(3) || got[1].Value != int32(4) {
 		t.Errorf("received %+v", got)
 	}
+}
+
+// Devices of one process can share one store file (store.Shared): each
+// keeps its own queue, and the process holds one descriptor for all.
+func TestDevicesShareOneStoreFile(t *testing.T) {
+	a := astartetest.New(t, retentionIface)
+	dir := t.TempDir()
+	shared, err := store.OpenShared(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shared.Close()
+	ctx := ctxT(t)
+	ids := []string{"AAAAAAAAAAAAAAAAAAAAAA", "BBBBBBBBBBBBBBBBBBBBBA", "CCCCCCCCCCCCCCCCCCCCCA", "DDDDDDDDDDDDDDDDDDDDDA"}
+	for n, id := range ids {
+		st, err := shared.Store(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		cfg := testConfig(t, a, id)
+		cfg.StoreDir, cfg.Store = "", st
+		d := newDevice(t, a, cfg, retentionIface)
+		if err := d.Send(ctx, retentionIface.Name, "/stored", int64(n)); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for n, id := range ids {
+		if got := valuesAt(a.WaitReceived(t, id, 1), "/stored"); len(got) != 1 || got[0] != int64(n) {
+			t.Errorf("device %s received %v", id, got)
+		}
+	}
+	if n := fdsUnder(t, dir); n != 1 {
+		t.Errorf("%d descriptors open on the shared store directory, want 1", n)
+	}
+}
+
+// fdsUnder counts this process's descriptors on files under dir.
+func fdsUnder(t *testing.T, dir string) int {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	n := 0
+	for _, e := range entries {
+		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(target, dir) {
+			n++
+		}
+	}
+	return n
 }

@@ -18,25 +18,18 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/santhosh-tekuri/jsonschema/v5"
-
+	"github.com/astarte-gen/astarte-gen/internal/jsonschema"
 	"github.com/astarte-gen/astarte-gen/runtime/model"
 )
 
 //go:embed interface.schema.json
 var schemaJSON []byte
 
-const schemaURL = "https://astarte-gen.invalid/schema/interface.schema.json"
-
-// compiled is the compiled schema; compiling is deterministic, so the
-// result is immutable and shared.
+// compiled is the compiled schema, made on the first validation (never in
+// package init: `astarte-gen --help` does not pay for it); compiling is
+// deterministic, so the result is immutable and shared.
 var compiled = sync.OnceValues(func() (*jsonschema.Schema, error) {
-	c := jsonschema.NewCompiler()
-	c.Draft = jsonschema.Draft2020
-	if err := c.AddResource(schemaURL, bytes.NewReader(schemaJSON)); err != nil {
-		return nil, err
-	}
-	return c.Compile(schemaURL)
+	return jsonschema.Compile(schemaJSON)
 })
 
 // Schema returns the embedded JSON Schema of interface files.
@@ -83,13 +76,8 @@ func parse(r *report, data []byte) *model.Interface {
 		r.errorf("", "internal error: schema does not compile: %v", err)
 		return nil
 	}
-	if err := s.Validate(doc); err != nil {
-		var ve *jsonschema.ValidationError
-		if !errors.As(err, &ve) {
-			r.errorf("", "%v", err)
-			return nil
-		}
-		schemaDiagnostics(r, ve, doc)
+	if errs := s.Validate(doc); len(errs) > 0 {
+		schemaDiagnostics(r, errs, doc)
 		warnUnknownKeys(r, doc)
 		return nil
 	}
@@ -123,44 +111,32 @@ func jsonErrorPosition(data []byte, err error) string {
 	return fmt.Sprintf("line %d, column %d: %v", line, col, err)
 }
 
-// schemaDiagnostics reports the leaf errors of a schema validation, in
-// plain words, sorted by pointer.
-func schemaDiagnostics(r *report, ve *jsonschema.ValidationError, doc any) {
-	var leaves []*jsonschema.ValidationError
-	var walk func(*jsonschema.ValidationError)
-	walk = func(e *jsonschema.ValidationError) {
-		if len(e.Causes) == 0 {
-			leaves = append(leaves, e)
-		}
-		for _, c := range e.Causes {
-			walk(c)
-		}
-	}
-	walk(ve)
-	sort.SliceStable(leaves, func(i, j int) bool { return leaves[i].InstanceLocation < leaves[j].InstanceLocation })
+// schemaDiagnostics reports schema errors in plain words, sorted by
+// pointer.
+func schemaDiagnostics(r *report, errs []jsonschema.Error, doc any) {
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Pointer < errs[j].Pointer })
 	seen := map[string]bool{}
-	for _, e := range leaves {
-		msg := plainSchemaMessage(e, lookup(doc, e.InstanceLocation))
-		if key := e.InstanceLocation + msg; !seen[key] {
+	for _, e := range errs {
+		msg := plainSchemaMessage(e, lookup(doc, e.Pointer))
+		if key := e.Pointer + msg; !seen[key] {
 			seen[key] = true
-			r.errorf(e.InstanceLocation, "%s", msg)
+			r.errorf(e.Pointer, "%s", msg)
 		}
 	}
 }
 
-// plainSchemaMessage explains the rules whose library wording would be a
-// regular expression.
-func plainSchemaMessage(e *jsonschema.ValidationError, value any) string {
-	field := e.InstanceLocation[strings.LastIndexByte(e.InstanceLocation, '/')+1:]
-	kw := e.KeywordLocation[strings.LastIndexByte(e.KeywordLocation, '/')+1:]
+// plainSchemaMessage explains the rules whose schema wording would be a
+// regular expression, and names the field.
+func plainSchemaMessage(e jsonschema.Error, value any) string {
+	field := e.Pointer[strings.LastIndexByte(e.Pointer, '/')+1:]
 	switch {
-	case kw == "pattern" && field == "interface_name":
+	case e.Keyword == "pattern" && field == "interface_name":
 		return "interface name must be dot-separated components (e.g. org.example.Sensors): the first and last start with a letter and hold letters and digits; middle ones may also hold '-' and start with a digit"
-	case kw == "pattern" && endpointProblem(value) != "":
+	case e.Keyword == "pattern" && endpointProblem(value) != "":
 		return endpointProblem(value)
-	case kw == "pattern":
+	case e.Keyword == "pattern":
 		return "endpoint must be 1 to 64 levels, each '/' then a literal ([A-Za-z_][A-Za-z0-9_]*) or a whole-level parameter %{name}"
-	case kw == "required":
+	case e.Keyword == "required":
 		return strings.Replace(e.Message, "missing properties", "missing required field", 1)
 	}
 	if field != "" {

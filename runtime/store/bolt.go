@@ -38,11 +38,18 @@ var (
 	userMeta    = []byte("user:")
 )
 
-// migrations upgrade a file from version N (the key) to N+1.
-var migrations = map[int]func(*bolt.Tx) error{1: sealAll}
+// container holds a store's buckets: the top level of a file of its own
+// (*bolt.Tx), or one device's bucket in a shared file (*bolt.Bucket).
+type container interface {
+	Bucket(name []byte) *bolt.Bucket
+	CreateBucketIfNotExists(name []byte) (*bolt.Bucket, error)
+}
 
-// sealAll adds the version 2 checksums to the entries of a version 1 file.
-func sealAll(tx *bolt.Tx) error {
+// migrations upgrade a store from version N (the key) to N+1.
+var migrations = map[int]func(container) error{1: sealAll}
+
+// sealAll adds the version 2 checksums to the entries of a version 1 store.
+func sealAll(tx container) error {
 	for _, name := range [][]byte{bucketProps, bucketQueue} {
 		bk := tx.Bucket(name)
 		if bk == nil {
@@ -90,10 +97,13 @@ const maxBatch = 4096
 // burst of concurrent senders shares one fsync (group commit). Acks ride
 // on the same commits without waiting for them.
 type Bolt struct {
-	db    *bolt.DB
-	path  string
-	opts  options
-	count atomic.Int64 // queued messages not acked
+	db   *bolt.DB
+	path string
+	// device names the bucket holding this store in a shared file (see
+	// Shared); nil: the store is the file's top level.
+	device []byte
+	opts   options
+	count  atomic.Int64 // queued messages not acked
 
 	reqs    chan *writeReq
 	closing chan struct{}
@@ -107,8 +117,18 @@ type Bolt struct {
 	acked   map[uint64]struct{} // queued and acked, deletion not yet committed
 	closed  bool
 	syncErr error // the last periodic flush failed (WithSyncInterval)
+	// release, for a store in a Shared file, replaces closing the file.
+	release func()
 	// unsynced says commits were written since the last periodic flush.
 	unsynced atomic.Bool
+}
+
+// in returns where this store's buckets are in tx.
+func (b *Bolt) in(tx *bolt.Tx) container {
+	if b.device == nil {
+		return tx
+	}
+	return tx.Bucket(b.device)
 }
 
 // writeReq is one Enqueue (msgs) or a flush of pending acks (msgs nil).
@@ -127,11 +147,8 @@ type writeReq struct {
 // checksum does not match are moved to the dead letters, each reported to
 // the WithCorruptionHandler function, and the store opens.
 func OpenBolt(dir string, opts ...Option) (*Bolt, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	path := filepath.Join(dir, FileName)
-	if err := precheck(path); err != nil {
+	path, err := filePath(dir, FileName)
+	if err != nil {
 		return nil, err
 	}
 	b := &Bolt{
@@ -148,27 +165,53 @@ func OpenBolt(dir string, opts ...Option) (*Bolt, error) {
 	return b, nil
 }
 
+// filePath creates dir (0700) when missing and checks the store file name
+// in it before anything maps it (see precheck).
+func filePath(dir, name string) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("store: %w", err)
+	}
+	path := filepath.Join(dir, name)
+	return path, precheck(path)
+}
+
 // open opens the file, migrates it, scans it and counts the queue, turning
 // faults and panics on the mapped file into a *DamagedError.
 func (b *Bolt) open() (corrupt []DeadLetter, err error) {
+	db, err := b.openDB()
+	if err != nil {
+		return nil, err
+	}
+	b.db = db
+	corrupt, err = b.prepare()
+	if err != nil {
+		db.Close()
+	}
+	return corrupt, err
+}
+
+// openDB opens the bbolt file at b.path, turning faults and panics on the
+// mapped file into a *DamagedError.
+func (b *Bolt) openDB() (db *bolt.DB, err error) {
 	defer guard(b.path, &err)()
-	db, err := bolt.Open(b.path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	db, err = bolt.Open(b.path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrVersionMismatch) || errors.Is(err, berrors.ErrChecksum) {
 		return nil, &DamagedError{Path: b.path, Size: fileSize(b.path), Reason: err.Error()}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", b.path, err)
 	}
-	b.db = db
-	defer func() {
-		if err != nil {
-			db.Close()
-		}
-	}()
-	if b.current(db) {
+	return db, nil
+}
+
+// prepare migrates and scans the store's buckets and counts the queue
+// (writing only when something must change).
+func (b *Bolt) prepare() (corrupt []DeadLetter, err error) {
+	defer guard(b.path, &err)()
+	if b.current(b.db) {
 		return nil, nil // nothing to create, migrate or move: no write, no fsync
 	}
-	if err := db.Update(func(tx *bolt.Tx) error {
+	if err := b.db.Update(func(tx *bolt.Tx) error {
 		var err error
 		corrupt, err = b.initialize(tx)
 		return err
@@ -184,7 +227,7 @@ func (b *Bolt) open() (corrupt []DeadLetter, err error) {
 func (b *Bolt) current(db *bolt.DB) bool {
 	ok := false
 	_ = db.View(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
+		meta := b.in(tx).Bucket(bucketMeta)
 		if meta == nil {
 			return nil
 		}
@@ -192,18 +235,18 @@ func (b *Bolt) current(db *bolt.DB) bool {
 			return nil
 		}
 		for _, name := range [][]byte{bucketProps, bucketDead, bucketQueue} {
-			if tx.Bucket(name) == nil {
+			if b.in(tx).Bucket(name) == nil {
 				return nil
 			}
 		}
 		sound := true
-		_ = tx.Bucket(bucketProps).ForEach(func(k, v []byte) error {
+		_ = b.in(tx).Bucket(bucketProps).ForEach(func(k, v []byte) error {
 			_, good := openEntry(k, v)
 			sound = sound && good
 			return nil
 		})
 		queued := 0
-		_ = tx.Bucket(bucketQueue).ForEach(func(k, v []byte) error {
+		_ = b.in(tx).Bucket(bucketQueue).ForEach(func(k, v []byte) error {
 			queued++
 			if _, err := readMessage(k, v); err != nil {
 				sound = false
@@ -231,21 +274,21 @@ func fileSize(path string) int64 {
 // the queue. Reading every entry also walks every page of the file, so
 // that structural damage shows here, at open, rather than later.
 func (b *Bolt) initialize(tx *bolt.Tx) ([]DeadLetter, error) {
-	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+	meta, err := b.in(tx).CreateBucketIfNotExists(bucketMeta)
 	if err != nil {
 		return nil, err
 	}
 	version := SchemaVersion
 	if v := meta.Get(keyVersion); len(v) == 4 {
 		version = int(binary.BigEndian.Uint32(v))
-	} else if tx.Bucket(bucketQueue) != nil {
+	} else if b.in(tx).Bucket(bucketQueue) != nil {
 		version = 1 // a file from before the version key was checked
 	}
 	if version > SchemaVersion {
 		return nil, fmt.Errorf("%w: file has version %d, this release reads up to %d", ErrSchemaVersion, version, SchemaVersion)
 	}
 	for ; version < SchemaVersion; version++ {
-		if err := migrations[version](tx); err != nil {
+		if err := migrations[version](b.in(tx)); err != nil {
 			return nil, fmt.Errorf("migrating from version %d: %w", version, err)
 		}
 	}
@@ -253,12 +296,12 @@ func (b *Bolt) initialize(tx *bolt.Tx) ([]DeadLetter, error) {
 		return nil, err
 	}
 	for _, name := range [][]byte{bucketProps, bucketDead, bucketQueue} {
-		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+		if _, err := b.in(tx).CreateBucketIfNotExists(name); err != nil {
 			return nil, err
 		}
 	}
 	var corrupt []corruptEntry
-	if err := tx.Bucket(bucketProps).ForEach(func(k, v []byte) error {
+	if err := b.in(tx).Bucket(bucketProps).ForEach(func(k, v []byte) error {
 		if _, ok := openEntry(k, v); !ok {
 			corrupt = append(corrupt, corruptEntry{bucket: bucketProps, key: bytes.Clone(k)})
 		}
@@ -266,7 +309,7 @@ func (b *Bolt) initialize(tx *bolt.Tx) ([]DeadLetter, error) {
 	}); err != nil {
 		return nil, err
 	}
-	q := tx.Bucket(bucketQueue)
+	q := b.in(tx).Bucket(bucketQueue)
 	queued := 0
 	if err := q.ForEach(func(k, v []byte) error {
 		queued++
@@ -277,10 +320,10 @@ func (b *Bolt) initialize(tx *bolt.Tx) ([]DeadLetter, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if err := tx.Bucket(bucketDead).ForEach(func(_, _ []byte) error { return nil }); err != nil {
+	if err := b.in(tx).Bucket(bucketDead).ForEach(func(_, _ []byte) error { return nil }); err != nil {
 		return nil, err
 	}
-	moved, gone, err := moveCorrupt(tx, corrupt)
+	moved, gone, err := moveCorrupt(b.in(tx), corrupt)
 	if err != nil {
 		return nil, err
 	}
@@ -377,7 +420,7 @@ func (b *Bolt) Property(_ context.Context, k PropertyKey) (p Property, ok bool, 
 	var corrupt []corruptEntry
 	key := propKey(k)
 	err = b.view(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketProps).Get(key); v != nil {
+		if v := b.in(tx).Bucket(bucketProps).Get(key); v != nil {
 			if p, ok = decodeProperty(k, key, v); !ok {
 				corrupt = append(corrupt, corruptEntry{bucket: bucketProps, key: key})
 			}
@@ -397,7 +440,7 @@ func (b *Bolt) Properties(_ context.Context, iface string) ([]Property, error) {
 	var corrupt []corruptEntry
 	prefix := append([]byte(iface), 0)
 	err := b.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketProps).Cursor()
+		c := b.in(tx).Bucket(bucketProps).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			key, ok := parsePropKey(k)
 			if !ok {
@@ -421,13 +464,13 @@ func (b *Bolt) Properties(_ context.Context, iface string) ([]Property, error) {
 func (b *Bolt) PutProperty(_ context.Context, p Property) error {
 	key := propKey(p.PropertyKey)
 	return b.update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketProps).Put(key, sealEntry(key, encodeProperty(p)))
+		return b.in(tx).Bucket(bucketProps).Put(key, sealEntry(key, encodeProperty(p)))
 	})
 }
 
 // DeleteProperty implements Store.
 func (b *Bolt) DeleteProperty(_ context.Context, k PropertyKey) error {
-	return b.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketProps).Delete(propKey(k)) })
+	return b.update(func(tx *bolt.Tx) error { return b.in(tx).Bucket(bucketProps).Delete(propKey(k)) })
 }
 
 // Enqueue implements Store: it returns once the messages are committed and
@@ -478,7 +521,7 @@ func (b *Bolt) enqueueNow(msgs []*Message) error {
 		if b.count.Load()+n > int64(b.opts.capacity) {
 			return ErrFull
 		}
-		return putMessages(tx.Bucket(bucketQueue), msgs)
+		return putMessages(b.in(tx).Bucket(bucketQueue), msgs)
 	})
 	switch {
 	case errors.Is(err, ErrFull):
@@ -581,7 +624,7 @@ func (b *Bolt) commit(batch []*writeReq) {
 		return
 	}
 	err := b.guardedUpdate(func(tx *bolt.Tx) error {
-		q := tx.Bucket(bucketQueue)
+		q := b.in(tx).Bucket(bucketQueue)
 		for _, id := range acks {
 			if err := q.Delete(binary.BigEndian.AppendUint64(nil, id)); err != nil {
 				return err
@@ -716,7 +759,7 @@ func (b *Bolt) Pending(_ context.Context, after uint64, limit int) ([]Message, e
 	b.mu.Unlock()
 	var corrupt []corruptEntry
 	err := b.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketQueue).Cursor()
+		c := b.in(tx).Bucket(bucketQueue).Cursor()
 		for k, v := c.Seek(binary.BigEndian.AppendUint64(nil, after+1)); k != nil && len(out) < limit; k, v = c.Next() {
 			id := binary.BigEndian.Uint64(k)
 			if _, gone := acked[id]; gone {
@@ -749,7 +792,7 @@ func (b *Bolt) Ack(_ context.Context, ids ...uint64) error {
 	// Only ids still queued count: a second ack of an id, or an id that
 	// was never queued (or already deleted), must not lower the count.
 	err := b.guardedView(func(tx *bolt.Tx) error {
-		q := tx.Bucket(bucketQueue)
+		q := b.in(tx).Bucket(bucketQueue)
 		for _, id := range ids {
 			if _, dup := b.acked[id]; dup || q.Get(binary.BigEndian.AppendUint64(nil, id)) == nil {
 				continue
@@ -810,7 +853,7 @@ func (b *Bolt) Prune(ctx context.Context, keep map[string]int) (props, msgs int,
 	b.flushAcks(ctx)
 	var gone []uint64
 	err = b.update(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketProps).Cursor()
+		c := b.in(tx).Bucket(bucketProps).Cursor()
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
 			key, ok := parsePropKey(k)
 			if major, kept := keep[key.Interface]; ok && kept && major == key.Major {
@@ -821,7 +864,7 @@ func (b *Bolt) Prune(ctx context.Context, keep map[string]int) (props, msgs int,
 			}
 			props++
 		}
-		qc := tx.Bucket(bucketQueue).Cursor()
+		qc := b.in(tx).Bucket(bucketQueue).Cursor()
 		for k, v := qc.First(); k != nil; k, v = qc.Next() {
 			m, err := readMessage(k, v)
 			if major, kept := keep[m.Interface]; err != nil || kept && major == m.Major {
@@ -846,13 +889,13 @@ func (b *Bolt) Prune(ctx context.Context, keep map[string]int) (props, msgs int,
 func (b *Bolt) prunable(keep map[string]int) bool {
 	found := false
 	err := b.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketProps).Cursor()
+		c := b.in(tx).Bucket(bucketProps).Cursor()
 		for k, _ := c.First(); k != nil && !found; k, _ = c.Next() {
 			key, ok := parsePropKey(k)
 			major, kept := keep[key.Interface]
 			found = !ok || !kept || major != key.Major
 		}
-		qc := tx.Bucket(bucketQueue).Cursor()
+		qc := b.in(tx).Bucket(bucketQueue).Cursor()
 		for k, v := qc.First(); k != nil && !found; k, v = qc.Next() {
 			m, err := readMessage(k, v)
 			major, kept := keep[m.Interface]
@@ -887,12 +930,12 @@ func (b *Bolt) MoveToDeadLetters(_ context.Context, id uint64, reason string) (b
 	moved := false
 	key := binary.BigEndian.AppendUint64(nil, id)
 	err := b.update(func(tx *bolt.Tx) error {
-		q := tx.Bucket(bucketQueue)
+		q := b.in(tx).Bucket(bucketQueue)
 		v := q.Get(key)
 		if v == nil {
 			return nil
 		}
-		if err := tx.Bucket(bucketDead).Put(key, appendDeadLetter(reason, time.Now(), v)); err != nil {
+		if err := b.in(tx).Bucket(bucketDead).Put(key, appendDeadLetter(reason, time.Now(), v)); err != nil {
 			return err
 		}
 		moved = true
@@ -932,7 +975,7 @@ func splitDeadLetter(v []byte) (reason string, at time.Time, entry []byte, ok bo
 func (b *Bolt) DeadLetters(_ context.Context) ([]DeadLetter, error) {
 	var out []DeadLetter
 	err := b.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketDead).ForEach(func(k, v []byte) error {
+		return b.in(tx).Bucket(bucketDead).ForEach(func(k, v []byte) error {
 			out = append(out, decodeDeadLetter(binary.BigEndian.Uint64(k), v))
 			return nil
 		})
@@ -961,14 +1004,14 @@ func decodeDeadLetter(id uint64, v []byte) DeadLetter {
 // DeleteDeadLetter implements Store.
 func (b *Bolt) DeleteDeadLetter(_ context.Context, id uint64) error {
 	return b.update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketDead).Delete(binary.BigEndian.AppendUint64(nil, id))
+		return b.in(tx).Bucket(bucketDead).Delete(binary.BigEndian.AppendUint64(nil, id))
 	})
 }
 
 // Meta implements Store.
 func (b *Bolt) Meta(_ context.Context, key string) (v []byte, ok bool, err error) {
 	err = b.view(func(tx *bolt.Tx) error {
-		if x := tx.Bucket(bucketMeta).Get(append(append([]byte{}, userMeta...), key...)); x != nil {
+		if x := b.in(tx).Bucket(bucketMeta).Get(append(append([]byte{}, userMeta...), key...)); x != nil {
 			v, ok = append([]byte{}, x...), true
 		}
 		return nil
@@ -979,7 +1022,7 @@ func (b *Bolt) Meta(_ context.Context, key string) (v []byte, ok bool, err error
 // PutMeta implements Store.
 func (b *Bolt) PutMeta(_ context.Context, key string, value []byte) error {
 	return b.update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketMeta).Put(append(append([]byte{}, userMeta...), key...), value)
+		return b.in(tx).Bucket(bucketMeta).Put(append(append([]byte{}, userMeta...), key...), value)
 	})
 }
 
@@ -994,5 +1037,9 @@ func (b *Bolt) Close() error {
 	b.mu.Unlock()
 	close(b.closing)
 	<-b.done
+	if b.release != nil {
+		b.release()
+		return nil
+	}
 	return b.db.Close()
 }

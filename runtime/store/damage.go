@@ -220,7 +220,7 @@ type corruptEntry struct {
 // key (QoS 2, the payload as far as it can be read), so that the
 // application sees it with Device.DeadLetters.
 // queued lists the queue IDs it removed.
-func moveCorrupt(tx *bolt.Tx, entries []corruptEntry) (moved []DeadLetter, queued []uint64, err error) {
+func moveCorrupt(tx container, entries []corruptEntry) (moved []DeadLetter, queued []uint64, err error) {
 	q, props, dead := tx.Bucket(bucketQueue), tx.Bucket(bucketProps), tx.Bucket(bucketDead)
 	now := time.Now()
 	for _, e := range entries {
@@ -278,7 +278,7 @@ func (b *Bolt) settleCorrupt(entries []corruptEntry) error {
 	var ids []uint64
 	err := b.update(func(tx *bolt.Tx) error {
 		var err error
-		moved, ids, err = moveCorrupt(tx, entries)
+		moved, ids, err = moveCorrupt(b.in(tx), entries)
 		return err
 	})
 	if err != nil {
