@@ -25,8 +25,9 @@
 //
 // # States and who owns what
 //
-// A Device is Disconnected, Connecting, Connected or Closed (State, and
-// Config.OnStateChange). One goroutine, the owner loop, owns everything that
+// A Device is Disconnected, Connecting, Connected or Closed (State; Status
+// adds when, the credentials and why the last connection ended, and
+// Config.OnStateChange receives it on every change). One goroutine, the owner loop, owns everything that
 // belongs to a connection: it dials, runs the connect sequence, decides what
 // to publish next (property changes, then volatile data, then the stored
 // queue in order, then discard-retention messages), keeps the in-flight
@@ -38,19 +39,24 @@
 // kept the session, the next connection replays those flows with their
 // identifiers, so a unique (QoS 2) message is delivered once; when the
 // broker lost it, their messages are requeued as their retention says.
-// Across restarts the store keeps a packet-identifier floor and, after
-// Close, the unfinished flows of stored messages.
+// Across restarts the store keeps a packet-identifier floor (raised in the
+// background as identifiers advance) and, after Close, every unfinished
+// QoS 2 flow, so that a clean restart releases only those.
 //
 // Callers never touch connection state. What each call does in each state:
 //
 //   - Send of a stored-retention value commits it to the store and returns
 //     (nil means it is queued and will be delivered at least once; an error
-//     means it was not queued). It never waits for the network.
+//     means it was not queued). It never waits for the network. With
+//     Config.SyncInterval the store is flushed to the disk periodically
+//     instead of at each Send. A full queue drops its expired messages
+//     first, then refuses (ErrQueueFull) or drops its oldest
+//     (Config.StoredQueueFull); QueueStats counts.
 //   - Send of a volatile value queues it in memory (bounded; when full the
-//     oldest is dropped and counted) and returns nil.
+//     expired, then the oldest are dropped and counted) and returns nil.
 //   - Send of a discard-retention value returns ErrNotConnected unless the
-//     device is Connected; it then hands the value to the owner loop and
-//     returns, waiting at most until its context ends.
+//     device is Connected; it then hands the value to the connection's
+//     writer and returns, waiting at most until its context ends.
 //   - Setting or unsetting a device property commits it to the store; the
 //     latest value of each property is sent when connected (intermediate
 //     values may be coalesced), and every set property again after a
@@ -67,8 +73,8 @@
 // interface's handler. Handlers run one at a time, in arrival order, on one
 // goroutine; their context is cancelled by Close. A slow handler holds up
 // the messages behind it, and after 256 waiting messages (or 4 MiB of
-// waiting payloads) the connection's reading, which stalls acknowledgements and eventually the keep-alive: do
-// long work elsewhere. A handler registered after Connect first receives
+// waiting payloads) the connection's reading, which stalls acknowledgements
+// and eventually the keep-alive: do long work elsewhere. A handler registered after Connect first receives
 // the server properties already cached for its interface. A handler's error
 // is reported through Config.OnError as an *Error of kind ErrHandler.
 //
@@ -91,6 +97,22 @@
 // Config.MaxRefusals times in a row, that message is moved to the dead
 // letters (Device.DeadLetters, Device.DeleteDeadLetter), reported through
 // OnError, and the rest of the queue goes on.
+//
+// # Credentials
+//
+// The device pairs by itself (or registers itself first, with
+// Config.PairingToken) and then connects first: a stored, unexpired
+// certificate and broker URL need no Pairing API request. It asks the
+// Pairing API when the broker refuses the certificate and when renewal is
+// due; a refused renewal (credentials inhibited, API down) keeps the
+// certificate in use and is retried with a growing delay.
+//
+// # Interfaces at run time
+//
+// AddInterfaces and RemoveInterfaces change the interface set of a running
+// device in the protocol's order: an added interface is usable once the
+// broker acknowledged the new introspection; a removed one is refused at
+// once and its queued data dropped.
 //
 // # Generated code
 //
