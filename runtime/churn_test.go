@@ -146,14 +146,7 @@ func TestChurnSendRacingClose(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.SendDatastream(churnID, serverStreamIface.Name, "/cmd/double", 1.0); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-sending:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the handler was not called")
-	}
+	sendCommand(t, a, sending)
 	time.Sleep(5 * time.Millisecond)
 	if err := d.Close(ctxT(t)); err != nil {
 		t.Errorf("Close while a handler sends: %v", err)
@@ -342,14 +335,7 @@ func TestChurnCloseReleasesStore(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.SendDatastream(churnID, serverStreamIface.Name, "/cmd/double", 1.0); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-called:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the handler was not called")
-	}
+	sendCommand(t, a, called)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -610,14 +596,7 @@ func TestChurnHandlers(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if err := a.SendDatastream(churnID, serverStreamIface.Name, "/cmd/double", 1.0); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-waiting:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the handler was not called")
-		}
+		sendCommand(t, a, waiting)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		if err := d.Close(ctx); err != nil {
@@ -716,4 +695,18 @@ func TestChurnConnectErrorsSayWhy(t *testing.T) {
 			t.Errorf("Connect with a wrong pairing URL: %v; want pairing.ErrNotFound, not ErrDeviceNotFound", err)
 		}
 	})
+}
+
+// sendCommand sends a server datastream to the churn device and waits
+// until its handler says (on called) that it runs.
+func sendCommand(t *testing.T, a *astartetest.Astarte, called <-chan struct{}) {
+	t.Helper()
+	if err := a.SendDatastream(churnID, serverStreamIface.Name, "/cmd/double", 1.0); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-called:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler was not called")
+	}
 }
