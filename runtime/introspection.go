@@ -21,6 +21,16 @@ type registry struct {
 // newRegistry checks ifaces and builds a registry of them; base is the
 // device's topic root.
 func newRegistry(base string, ifaces []*model.Interface) (*registry, error) {
+	infos, err := buildInfos(base, ifaces)
+	if err != nil {
+		return nil, err
+	}
+	return registryOf(infos), nil
+}
+
+// buildInfos checks ifaces (each valid, no name twice) and precomputes
+// what the device needs for each.
+func buildInfos(base string, ifaces []*model.Interface) ([]*ifaceInfo, error) {
 	infos := make([]*ifaceInfo, 0, len(ifaces))
 	seen := map[string]bool{}
 	for _, i := range ifaces {
@@ -34,7 +44,7 @@ func newRegistry(base string, ifaces []*model.Interface) (*registry, error) {
 		seen[i.Name] = true
 		infos = append(infos, info)
 	}
-	return registryOf(infos), nil
+	return infos, nil
 }
 
 // registryOf indexes infos (distinct names).
@@ -110,18 +120,9 @@ type ifaceChange struct {
 // Interface files are loaded at run time with schema.LoadInterfaces, which
 // validates them as astarte-gen validate does, and then passed here.
 func (d *Device) AddInterfaces(ctx context.Context, ifaces ...*model.Interface) error {
-	infos := make([]*ifaceInfo, 0, len(ifaces))
-	seen := map[string]bool{}
-	for _, i := range ifaces {
-		info, err := buildInfo(d.base, i)
-		if err != nil {
-			return err
-		}
-		if seen[i.Name] {
-			return fmt.Errorf("%w: interface %s given twice", ErrConfig, i.Name)
-		}
-		seen[i.Name] = true
-		infos = append(infos, info)
+	infos, err := buildInfos(d.base, ifaces)
+	if err != nil {
+		return err
 	}
 	return d.changeInterfaces(ctx, &ifaceChange{add: infos})
 }

@@ -597,7 +597,7 @@ func (d *Device) nextVolatile() (outbound, bool) {
 		if !ok {
 			return outbound{}, false
 		}
-		if !v.deadline.IsZero() && time.Now().After(v.deadline) {
+		if expiredAt(v.deadline, time.Now()) {
 			d.counters.volatileExpired.Add(1)
 			continue
 		}
@@ -638,7 +638,7 @@ func (d *Device) nextStored(ctx context.Context, o *owner) (outbound, bool) {
 		if info, ok := d.ifaces().byName[m.Interface]; !ok || info.Major != m.Major {
 			continue // read ahead before its interface was removed (and pruned)
 		}
-		if !m.Deadline.IsZero() && time.Now().After(m.Deadline) {
+		if expiredAt(m.Deadline, time.Now()) {
 			d.counters.storedExpired.Add(1)
 			d.log.Debug("dropping expired stored message", "interface", m.Interface, "path", m.Path)
 			if err := d.store.Ack(ctx, m.ID); err != nil && !d.isClosed() {

@@ -126,50 +126,54 @@ func (d *Device) makeRoom(ctx context.Context) (bool, error) {
 func (d *Device) evictExpired(ctx context.Context, now time.Time) (int, time.Time, error) {
 	var expired []uint64
 	var next time.Time
-	for after := uint64(0); ; {
-		msgs, err := d.store.Pending(ctx, after, drainBatch)
-		if err != nil || len(msgs) == 0 {
-			return len(expired), next, d.ackAll(ctx, expired, err)
+	err := d.eachQueued(ctx, func(m store.Message) bool {
+		switch {
+		case expiredAt(m.Deadline, now):
+			expired = append(expired, m.ID)
+		case m.Deadline.IsZero():
+		case next.IsZero() || m.Deadline.Before(next):
+			next = m.Deadline
 		}
-		for _, m := range msgs {
-			after = m.ID
-			switch {
-			case m.Deadline.IsZero() || d.session.holds(m.ID):
-			case !now.Before(m.Deadline):
-				expired = append(expired, m.ID)
-			case next.IsZero() || m.Deadline.Before(next):
-				next = m.Deadline
-			}
-		}
+		return true
+	})
+	if err == nil && len(expired) > 0 {
+		err = d.store.Ack(ctx, expired...)
 	}
+	return len(expired), next, err
 }
 
 // evictOldest removes the oldest queued message not in flight.
 func (d *Device) evictOldest(ctx context.Context) (bool, error) {
+	var oldest *store.Message
+	err := d.eachQueued(ctx, func(m store.Message) bool {
+		oldest = &m
+		return false
+	})
+	if err != nil || oldest == nil {
+		return false, err
+	}
+	if err := d.store.Ack(ctx, oldest.ID); err != nil {
+		return false, err
+	}
+	d.counters.storedEvicted.Add(1)
+	d.log.Warn("stored queue full: dropped the oldest message", "interface", oldest.Interface, "path", oldest.Path,
+		"dropped_total", d.counters.storedEvicted.Load())
+	return true, nil
+}
+
+// eachQueued calls fn with the stored messages not in flight, oldest
+// first, until fn returns false.
+func (d *Device) eachQueued(ctx context.Context, fn func(store.Message) bool) error {
 	for after := uint64(0); ; {
 		msgs, err := d.store.Pending(ctx, after, drainBatch)
 		if err != nil || len(msgs) == 0 {
-			return false, err
+			return err
 		}
 		for _, m := range msgs {
 			after = m.ID
-			if d.session.holds(m.ID) {
-				continue
+			if !d.session.holds(m.ID) && !fn(m) {
+				return nil
 			}
-			if err := d.store.Ack(ctx, m.ID); err != nil {
-				return false, err
-			}
-			d.counters.storedEvicted.Add(1)
-			d.log.Warn("stored queue full: dropped the oldest message", "interface", m.Interface, "path", m.Path,
-				"dropped_total", d.counters.storedEvicted.Load())
-			return true, nil
 		}
 	}
-}
-
-func (d *Device) ackAll(ctx context.Context, ids []uint64, err error) error {
-	if err != nil || len(ids) == 0 {
-		return err
-	}
-	return d.store.Ack(ctx, ids...)
 }

@@ -13,6 +13,10 @@ type volatileMsg struct {
 	deadline time.Time
 }
 
+// expiredAt reports whether a message with deadline (zero: none) has
+// expired at now.
+func expiredAt(deadline, now time.Time) bool { return !deadline.IsZero() && !now.Before(deadline) }
+
 // ring is the bounded volatile queue: when full, the oldest entry is
 // dropped and counted (spec §3.14). Its storage grows by need, up to
 // limit entries, so that an idle device holds none.

@@ -300,7 +300,7 @@ func (d *Device) sendVolatile(_ context.Context, o outgoing) error {
 		// Expired messages go first; only then the oldest.
 		now := time.Now()
 		before := d.volatile.n
-		d.volatile.filter(func(v volatileMsg) bool { return v.deadline.IsZero() || now.Before(v.deadline) })
+		d.volatile.filter(func(v volatileMsg) bool { return !expiredAt(v.deadline, now) })
 		d.counters.volatileExpired.Add(uint64(before - d.volatile.n))
 	}
 	dropped := d.volatile.push(v)
