@@ -292,13 +292,10 @@ func (d *Device) renew(ctx context.Context, c *conn, o *owner) bool {
 		}
 	}()
 	if err := d.creds.renew(ctx); err != nil {
+		delay := jitteredBackoff(renewRetryMin, renewRetryMax, o.renewFailures)
 		o.renewFailures++
-		delay := renewRetryMax
-		if o.renewFailures < 10 {
-			delay = min(renewRetryMin<<(o.renewFailures-1), renewRetryMax)
-		}
-		o.renewRetry = time.Now().Add(delay/2 + rand.N(delay/2+1))
-		d.report(&Error{Kind: ErrConnection, Err: fmt.Errorf("renewing the client certificate (next try in about %v): %w", delay.Round(time.Second), err), Op: "certificate renewal failed"})
+		o.renewRetry = time.Now().Add(delay)
+		d.report(&Error{Kind: ErrConnection, Err: fmt.Errorf("renewing the client certificate (next try in %v): %w", delay.Round(time.Second), err), Op: "certificate renewal failed"})
 		return false
 	}
 	o.renewFailures, o.renewRetry = 0, time.Time{}
@@ -657,11 +654,17 @@ func (d *Device) nextStored(ctx context.Context, o *owner) (outbound, bool) {
 // capped at ReconnectMax, with 50 % jitter so that a fleet disconnected at
 // once does not come back at once.
 func (d *Device) backoff(attempt int) time.Duration {
-	delay := d.cfg.ReconnectMin
-	for i := 0; i < attempt && delay < d.cfg.ReconnectMax; i++ {
+	return jitteredBackoff(d.cfg.ReconnectMin, d.cfg.ReconnectMax, attempt)
+}
+
+// jitteredBackoff doubles from lo per attempt, capped at hi, and picks a
+// delay in the upper half of that.
+func jitteredBackoff(lo, hi time.Duration, attempt int) time.Duration {
+	delay := lo
+	for i := 0; i < attempt && delay < hi; i++ {
 		delay *= 2
 	}
-	delay = min(delay, d.cfg.ReconnectMax)
+	delay = min(delay, hi)
 	return delay/2 + rand.N(delay/2+1)
 }
 
