@@ -40,7 +40,9 @@ import (
 // right before it started; it reports per client HeapInuse, StackInuse,
 // goroutines and open fds, for the Device (dev-) and raw paho (raw-), and
 // the ratios dev / raw, plus the fds a closed Device leaves open
-// (dev-fds-after-close):
+// (dev-fds-after-close) and the live heap (HeapAlloc: what HeapInuse holds
+// without the free slots of its spans, which vary from run to run by a
+// KiB or so per client; dev-alloc-KiB, raw-alloc-KiB):
 //
 //	go test -run '^$' -bench IdleFleet -benchtime 1x ./runtime/
 //
@@ -73,6 +75,8 @@ func BenchmarkIdleFleet(b *testing.B) {
 		b.ReportMetric(per(dev.heap)/1024, "dev-heap-KiB")
 		b.ReportMetric(per(raw.heap)/1024, "raw-heap-KiB")
 		b.ReportMetric(dev.heap/raw.heap, "heap-ratio")
+		b.ReportMetric(per(dev.alloc)/1024, "dev-alloc-KiB")
+		b.ReportMetric(per(raw.alloc)/1024, "raw-alloc-KiB")
 		b.ReportMetric(per(dev.stack)/1024, "dev-stack-KiB")
 		b.ReportMetric(per(raw.stack)/1024, "raw-stack-KiB")
 		b.ReportMetric(dev.stack/raw.stack, "stack-ratio")
@@ -207,10 +211,10 @@ func startFleetFake(b *testing.B, count int) *fleetFake {
 }
 
 // usage is what the process holds at one moment.
-type usage struct{ heap, stack, goroutines, fds float64 }
+type usage struct{ heap, stack, goroutines, fds, alloc float64 }
 
 func (u usage) minus(v usage) usage {
-	return usage{u.heap - v.heap, u.stack - v.stack, u.goroutines - v.goroutines, u.fds - v.fds}
+	return usage{u.heap - v.heap, u.stack - v.stack, u.goroutines - v.goroutines, u.fds - v.fds, u.alloc - v.alloc}
 }
 
 // sampleUsage runs two GCs and reads what the process holds.
@@ -223,7 +227,7 @@ func sampleUsage(b *testing.B) usage {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return usage{float64(ms.HeapInuse), float64(ms.StackInuse), float64(goruntime.NumGoroutine()), float64(len(fds))}
+	return usage{float64(ms.HeapInuse), float64(ms.StackInuse), float64(goruntime.NumGoroutine()), float64(len(fds)), float64(ms.HeapAlloc)}
 }
 
 // measureFleet takes a baseline, starts a fleet, lets it idle, samples,
