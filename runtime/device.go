@@ -228,14 +228,18 @@ type Device struct {
 	// one at a time through.
 	changes  chan *ifaceChange
 	changeMu sync.Mutex
-	// discards carries discard-retention messages to the owner loop.
-	discards chan outbound
+	// discards carries discard-retention messages to the connection's
+	// writer (pointers: an idle device holds a small buffer).
+	discards chan *outbound
 	incoming *inbox
 	counters queueCounters
 	closing  chan struct{} // closed by Close
 	// handlerCtx is the context handlers run with; Close cancels it.
 	handlerCtx    context.Context
 	cancelHandler context.CancelFunc
+	// stopRun cancels the owner loop of the last Connect (nil: none yet);
+	// guarded by mu.
+	stopRun context.CancelFunc
 	wg            sync.WaitGroup
 
 	mu       sync.Mutex
@@ -280,7 +284,7 @@ func New(cfg Config, interfaces ...*model.Interface) (*Device, error) {
 		session:  newSession(),
 		wake:     make(chan struct{}, 1),
 		changes:  make(chan *ifaceChange),
-		discards: make(chan outbound, 8),
+		discards: make(chan *outbound, 8),
 		closing:  make(chan struct{}),
 		incoming: newInbox(),
 		handlers: map[string]HandlerFunc{},
@@ -315,7 +319,7 @@ func New(cfg Config, interfaces ...*model.Interface) (*Device, error) {
 	creds := cfg.credentials
 	if creds == nil {
 		var err error
-		if creds, err = newPairingSource(cfg, d.log, func() []*model.Interface { return d.ifaces().interfaces() }); err != nil {
+		if creds, err = newPairingSource(&d.cfg, d.log, func() []*model.Interface { return d.ifaces().interfaces() }); err != nil {
 			d.closeStore()
 			return nil, err
 		}
@@ -595,9 +599,13 @@ func (d *Device) Close(ctx context.Context) error {
 	d.state, d.since = Closed, time.Now()
 	d.online.Store(false)
 	d.progressed()
+	stopRun := d.stopRun
 	d.mu.Unlock()
 	close(d.closing)
 	d.cancelHandler()
+	if stopRun != nil {
+		stopRun()
+	}
 	done := make(chan struct{})
 	go func() { d.wg.Wait(); close(done) }()
 	var err error

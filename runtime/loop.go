@@ -62,18 +62,19 @@ func (d *Device) Connect(ctx context.Context) error {
 		return ErrAlreadyConnecting
 	}
 	d.started, d.lastErr = true, nil
+	// Set under d.mu with the state check, so that Close, which takes the
+	// cancel func under d.mu too, cancels every run it did not prevent.
+	runCtx, cancel := context.WithCancel(context.Background())
+	d.stopRun = cancel
+	d.wg.Add(1)
 	d.mu.Unlock()
 	d.dispatchs.Do(func() {
 		d.wg.Add(1)
 		go d.dispatchLoop()
 	})
-	runCtx, cancel := context.WithCancel(context.Background())
-	stopOnClose := context.AfterFunc(d.handlerCtx, cancel) // Close cancels handlerCtx
 	ready := make(chan error, 1)
-	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		defer stopOnClose()
 		d.run(runCtx, ready)
 	}()
 	select {

@@ -18,7 +18,7 @@ import (
 // pairingSource gets credentials from the Pairing API, keeping them in the
 // store directory.
 type pairingSource struct {
-	cfg    Config
+	cfg    *Config // the device's, never changed after New
 	client *pairing.Client
 	log    *slog.Logger
 	// interfaces gives the initial introspection when the device registers
@@ -42,7 +42,7 @@ type pairingSource struct {
 	inhibited bool
 }
 
-func newPairingSource(cfg Config, log *slog.Logger, interfaces func() []*model.Interface) (credentialSource, error) {
+func newPairingSource(cfg *Config, log *slog.Logger, interfaces func() []*model.Interface) (credentialSource, error) {
 	if cfg.PairingURL == "" {
 		return nil, fmt.Errorf("%w: no pairing URL", ErrConfig)
 	}

@@ -267,7 +267,7 @@ func (d *Device) sendDiscard(ctx context.Context, o outgoing) error {
 	}
 	d.busy.Add(1)
 	qos := o.info.QoS(o.mapping)
-	out := outbound{topic: o.topic, qos: qos, payload: bytes.Clone(o.payload)}
+	out := &outbound{topic: o.topic, qos: qos, payload: bytes.Clone(o.payload)}
 	if qos > 0 {
 		out.rec = &record{kind: recDiscard}
 	}

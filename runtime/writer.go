@@ -57,7 +57,7 @@ func (d *Device) writer(c *conn) {
 	defer d.wg.Done()
 	defer close(c.writerDone)
 	for {
-		var discards chan outbound
+		var discards chan *outbound
 		if c.direct.Load() && !d.windowFull() {
 			discards = d.discards
 		}
@@ -69,7 +69,7 @@ func (d *Device) writer(c *conn) {
 			d.publishNow(c, req)
 		case out := <-discards:
 			d.handing.Add(1)
-			d.publishNow(c, writeReq{out: out})
+			d.publishNow(c, writeReq{out: *out})
 		case <-c.roomy:
 		}
 	}
