@@ -240,7 +240,7 @@ type Device struct {
 	// stopRun cancels the owner loop of the last Connect (nil: none yet);
 	// guarded by mu.
 	stopRun context.CancelFunc
-	wg            sync.WaitGroup
+	wg      sync.WaitGroup
 
 	mu       sync.Mutex
 	state    State
@@ -268,7 +268,6 @@ type Device struct {
 	// none); guarded by floorMu. floorWrite serialises the writes.
 	floorRaise chan struct{}
 	floorWrite sync.Mutex
-	dispatchs  sync.Once
 }
 
 // New validates cfg and the interfaces and returns a Device. It opens the
@@ -286,7 +285,6 @@ func New(cfg Config, interfaces ...*model.Interface) (*Device, error) {
 		changes:  make(chan *ifaceChange),
 		discards: make(chan *outbound, 8),
 		closing:  make(chan struct{}),
-		incoming: newInbox(),
 		handlers: map[string]HandlerFunc{},
 		dirty:    map[store.PropertyKey]bool{},
 		volatile: ring{limit: cfg.VolatileCapacity},
@@ -294,6 +292,10 @@ func New(cfg Config, interfaces ...*model.Interface) (*Device, error) {
 		since:    time.Now(),
 	}
 	d.handlerCtx, d.cancelHandler = context.WithCancel(context.Background())
+	d.incoming = newInbox(func() {
+		d.wg.Add(1)
+		go d.dispatchLoop()
+	})
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -486,8 +488,8 @@ func (d *Device) lookup(iface *model.Interface) (*ifaceInfo, error) {
 }
 
 // Handle registers h for a server-owned interface of the device, replacing
-// any previous handler. Handlers run one at a time, in arrival order, on one
-// goroutine (see HandlerFunc). Registered after Connect, h first receives
+// any previous handler. Handlers run one at a time, in arrival order (see
+// HandlerFunc). Registered after Connect, h first receives
 // every server property of the interface already cached, as if it had just
 // arrived, so that no handler misses state the server set before it was
 // registered.
@@ -603,6 +605,7 @@ func (d *Device) Close(ctx context.Context) error {
 	d.mu.Unlock()
 	close(d.closing)
 	d.cancelHandler()
+	d.incoming.stop()
 	if stopRun != nil {
 		stopRun()
 	}

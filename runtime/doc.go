@@ -70,8 +70,8 @@
 // # Handlers
 //
 // Server data is validated, cached (properties) and handed to the
-// interface's handler. Handlers run one at a time, in arrival order, on one
-// goroutine; their context is cancelled by Close. A slow handler holds up
+// interface's handler. Handlers run one at a time, in arrival order, on a
+// goroutine that runs only while messages wait; their context is cancelled by Close. A slow handler holds up
 // the messages behind it, and after 256 waiting messages (or 4 MiB of
 // waiting payloads) the connection's reading, which stalls acknowledgements
 // and eventually the keep-alive: do long work elsewhere. A handler registered after Connect first receives

@@ -68,10 +68,6 @@ func (d *Device) Connect(ctx context.Context) error {
 	d.stopRun = cancel
 	d.wg.Add(1)
 	d.mu.Unlock()
-	d.dispatchs.Do(func() {
-		d.wg.Add(1)
-		go d.dispatchLoop()
-	})
 	ready := make(chan error, 1)
 	go func() {
 		defer d.wg.Done()

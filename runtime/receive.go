@@ -60,8 +60,9 @@ func (in *Incoming) Field(mapping int) (Value, bool) {
 }
 
 // HandlerFunc handles messages of one server-owned interface. Handlers of
-// a device run one at a time, in arrival order, on one goroutine; ctx is
-// cancelled by Device.Close. An error is reported through Config.OnError
+// a device run one at a time, in arrival order (each returns before the
+// next starts), on a goroutine the device runs only while server messages
+// wait; ctx is cancelled by Device.Close. An error is reported through Config.OnError
 // (as an *Error of kind ErrHandler) and the log; it never disconnects.
 //
 // A handler that blocks holds up every later server message, and after
@@ -89,25 +90,32 @@ const (
 	maxIncomingBytes = 4 << 20
 )
 
-// inbox is the queue from paho's router to the dispatch loop. put blocks
-// the router (and so the connection's reading: the back-pressure the broker
+// inbox is the queue from paho's router to the dispatcher. put blocks the
+// router (and so the connection's reading: the back-pressure the broker
 // sees) while the queue is full. Its storage grows by need and is let go
-// when it empties, so that an idle device holds none.
+// when it empties, and the dispatcher goroutine runs only while something
+// waits: put starts it, and it ends when it finds the queue empty, so that
+// an idle device holds neither. One dispatcher at most runs at a time, so
+// messages are handled one at a time in arrival order.
 type inbox struct {
 	mu    sync.Mutex
 	items []incoming
 	head  int
 	bytes int
-	room  chan struct{} // signalled when something was taken
-	ready chan struct{} // signalled when something was put
+	room  chan struct{} // signalled when something was taken; made when a put first waits
+	// start launches a dispatcher; it runs with mu held, so that stop
+	// (also under mu) either comes after it or prevents it.
+	start   func()
+	running bool // a dispatcher is draining the queue
+	stopped bool // no dispatcher starts any more (Close)
 }
 
-func newInbox() *inbox {
-	return &inbox{room: make(chan struct{}, 1), ready: make(chan struct{}, 1)}
+func newInbox(start func()) *inbox {
+	return &inbox{start: start}
 }
 
 // put queues in, waiting for room until a stop channel closes; it reports
-// whether in was queued.
+// whether in was queued. It starts a dispatcher when none is running.
 func (q *inbox) put(in incoming, stop1, stop2 <-chan struct{}) bool {
 	for {
 		q.mu.Lock()
@@ -115,13 +123,20 @@ func (q *inbox) put(in incoming, stop1, stop2 <-chan struct{}) bool {
 		if n == 0 || n < maxIncoming && q.bytes+len(in.payload) <= maxIncomingBytes {
 			q.items = append(q.items, in)
 			q.bytes += len(in.payload)
+			if !q.running && !q.stopped {
+				q.running = true
+				q.start()
+			}
 			q.mu.Unlock()
-			signal(q.ready)
 			return true
 		}
+		if q.room == nil {
+			q.room = make(chan struct{}, 1)
+		}
+		room := q.room
 		q.mu.Unlock()
 		select {
-		case <-q.room:
+		case <-room:
 		case <-stop1:
 			return false
 		case <-stop2:
@@ -130,11 +145,13 @@ func (q *inbox) put(in incoming, stop1, stop2 <-chan struct{}) bool {
 	}
 }
 
-// take removes the oldest message, if any.
+// take removes the oldest message, if any. Finding none ends the
+// dispatcher that called it: the next put starts another.
 func (q *inbox) take() (incoming, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.head == len(q.items) {
+		q.running = false
 		return incoming{}, false
 	}
 	in := q.items[q.head]
@@ -144,8 +161,18 @@ func (q *inbox) take() (incoming, bool) {
 	if q.head == len(q.items) {
 		q.items, q.head = nil, 0
 	}
-	signal(q.room)
+	if q.room != nil {
+		signal(q.room)
+	}
 	return in, true
+}
+
+// stop prevents dispatchers from starting; one that runs drains what
+// waits and ends.
+func (q *inbox) stop() {
+	q.mu.Lock()
+	q.stopped = true
+	q.mu.Unlock()
 }
 
 // len returns how many messages wait.
@@ -169,18 +196,14 @@ func (d *Device) enqueueIncoming(c *conn, m mqtt.Message) {
 	d.incoming.put(incoming{topic: m.Topic(), payload: m.Payload()}, d.closing, c.lost)
 }
 
-// dispatchLoop processes server messages in arrival order.
+// dispatchLoop processes server messages in arrival order until the queue
+// is empty (the inbox starts it again when the next one arrives).
 func (d *Device) dispatchLoop() {
 	defer d.wg.Done()
 	for {
 		in, ok := d.incoming.take()
 		if !ok {
-			select {
-			case <-d.incoming.ready:
-				continue
-			case <-d.closing:
-				return
-			}
+			return
 		}
 		if in.replay != nil {
 			d.replay(in.replay)
