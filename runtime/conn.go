@@ -36,15 +36,16 @@ type conn struct {
 	lost           chan struct{} // closed once the connection is gone
 	once           sync.Once
 	// reqs feeds the connection's writer goroutine; the owner loop is its
-	// only sender and closes it when it is done with the connection.
-	reqs       chan writeReq
+	// only producer and closes it when it is done with the connection.
+	reqs       writeQueue
 	writerDone chan struct{}
 	// direct lets the writer take discard messages straight from the
 	// senders (Device.discards), saving the hop through the owner loop;
 	// the owner turns it off while it probes and before it ends c.
 	direct atomic.Bool
-	// roomy wakes the writer when acknowledgements opened the window.
-	roomy chan struct{}
+	// wake wakes the writer: a request was queued, the queue closed, or
+	// acknowledgements opened the window.
+	wake chan struct{}
 	// ended says the device itself ended the connection (renewal, a stuck
 	// write, Close) rather than the broker or the network.
 	ended atomic.Bool
@@ -121,7 +122,7 @@ func (d *Device) dial(ctx context.Context, cert tls.Certificate, broker string) 
 		return nil, fmt.Errorf("connect to %s: %w", broker, err)
 	}
 	view := d.session.view()
-	c := &conn{lost: make(chan struct{}), view: view, reqs: make(chan writeReq, writeQueue), writerDone: make(chan struct{}), roomy: make(chan struct{}, 1)}
+	c := &conn{lost: make(chan struct{}), view: view, writerDone: make(chan struct{}), wake: make(chan struct{}, 1)}
 	watched := &watchConn{Conn: raw, onConnack: func(present bool) {
 		c.sessionPresent = present
 		if !present {

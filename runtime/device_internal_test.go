@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -174,5 +175,63 @@ func TestRingGrowsByNeed(t *testing.T) {
 		if q%2 != 0 {
 			t.Errorf("filter kept %d", q)
 		}
+	}
+}
+
+// TestWriteQueue: the owner's hand-over to a connection's writer keeps
+// order, holds at most writeQueueCap requests (the owner waits for room,
+// or gives the request back when the connection is lost), lets its
+// storage go when empty, and tells the writer when it is closed.
+func TestWriteQueue(t *testing.T) {
+	d := &Device{session: newSession()}
+	c := &conn{lost: make(chan struct{}), wake: make(chan struct{}, 1)}
+	ctx := context.Background()
+	for n := range writeQueueCap {
+		d.busy.Add(1)
+		if !d.write(ctx, c, writeReq{out: outbound{topic: strconv.Itoa(n)}}) {
+			t.Fatalf("request %d refused", n)
+		}
+	}
+	written := make(chan bool)
+	d.busy.Add(1)
+	go func() { written <- d.write(ctx, c, writeReq{out: outbound{topic: strconv.Itoa(writeQueueCap)}}) }()
+	select {
+	case <-written:
+		t.Fatalf("a request past %d queued without waiting", writeQueueCap)
+	case <-time.After(50 * time.Millisecond):
+	}
+	for n := 0; n <= writeQueueCap; n++ {
+		req, ok, _ := c.reqs.take()
+		if !ok || req.out.topic != strconv.Itoa(n) {
+			t.Fatalf("take %d: %q %v", n, req.out.topic, ok)
+		}
+		if n == 0 && !<-written {
+			t.Fatal("the waiting request was refused once there was room")
+		}
+	}
+	if c.reqs.items != nil {
+		t.Errorf("an empty queue holds storage for %d requests", cap(c.reqs.items))
+	}
+	if _, ok, closed := c.reqs.take(); ok || closed {
+		t.Errorf("empty open queue: ok %v closed %v", ok, closed)
+	}
+	for range writeQueueCap {
+		d.busy.Add(1)
+		d.write(ctx, c, writeReq{out: outbound{}})
+	}
+	d.busy.Add(1)
+	go func() { written <- d.write(ctx, c, writeReq{out: outbound{}}) }()
+	c.markLost()
+	if <-written {
+		t.Error("a request waiting for room was queued after the connection was lost")
+	}
+	c.closeWrites()
+	for range writeQueueCap {
+		if _, ok, _ := c.reqs.take(); !ok {
+			t.Fatal("closing dropped queued requests")
+		}
+	}
+	if _, ok, closed := c.reqs.take(); ok || !closed {
+		t.Errorf("empty closed queue: ok %v closed %v", ok, closed)
 	}
 }

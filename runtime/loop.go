@@ -309,7 +309,7 @@ func (d *Device) teardown(c *conn, o *owner) {
 	ended := c.ended.Load()
 	live := !c.isLost()
 	c.direct.Store(false)
-	close(c.reqs)
+	c.closeWrites()
 	if live {
 		// The device ends a live connection (Close, renewal): let the
 		// writer finish the publish it is in, which a live socket
@@ -335,9 +335,13 @@ func (d *Device) teardown(c *conn, o *owner) {
 }
 
 // takeBackWrites gives back the requests still queued for c's writer (whose
-// channel is closed).
+// queue is closed).
 func (d *Device) takeBackWrites(c *conn) {
-	for req := range c.reqs {
+	for {
+		req, ok, _ := c.reqs.take()
+		if !ok {
+			return
+		}
 		d.returnWrite(req)
 	}
 }

@@ -3,12 +3,13 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
-// writeQueue bounds the publishes waiting for a connection's writer.
-const writeQueue = 8
+// writeQueueCap bounds the publishes waiting for a connection's writer.
+const writeQueueCap = 8
 
 // writeReq is one publish for a connection's writer. result, when set,
 // receives the paho token (nil when the packet was not published).
@@ -17,19 +18,81 @@ type writeReq struct {
 	result chan<- mqtt.Token
 }
 
+// writeQueue holds the publishes the owner loop hands a connection's
+// writer, in order. Its storage grows by need and is let go when it
+// empties, so that an idle connection holds none.
+type writeQueue struct {
+	mu     sync.Mutex
+	items  []writeReq
+	head   int
+	closed bool
+	// room is signalled when the writer took something; made when the
+	// owner first waits for room.
+	room chan struct{}
+}
+
+// put queues req unless writeQueueCap requests wait; otherwise it returns
+// the channel signalled when one is taken.
+func (q *writeQueue) put(req writeReq) (bool, <-chan struct{}) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items)-q.head >= writeQueueCap {
+		if q.room == nil {
+			q.room = make(chan struct{}, 1)
+		}
+		return false, q.room
+	}
+	q.items = append(q.items, req)
+	return true, nil
+}
+
+// take removes the oldest request; with none, it reports whether the
+// queue is closed.
+func (q *writeQueue) take() (req writeReq, ok, closed bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.head == len(q.items) {
+		return writeReq{}, false, q.closed
+	}
+	req = q.items[q.head]
+	q.items[q.head] = writeReq{}
+	q.head++
+	if q.head == len(q.items) {
+		q.items, q.head = nil, 0
+	}
+	if q.room != nil {
+		signal(q.room)
+	}
+	return req, true, false
+}
+
+// close ends the queue: the writer exits once it is empty.
+func (q *writeQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+}
+
 // write hands req to c's writer, unless c is lost or ctx ends first (the
 // record then goes back to the owner). The caller has counted the message
-// busy; the writer (or write) ends that.
+// busy; the writer (or write) ends that. Only the owner loop calls it.
 func (d *Device) write(ctx context.Context, c *conn, req writeReq) bool {
 	d.handing.Add(1)
-	select {
-	case c.reqs <- req:
-		return true
-	case <-c.lost:
-	case <-ctx.Done():
+	for {
+		queued, room := c.reqs.put(req)
+		if queued {
+			signal(c.wake)
+			return true
+		}
+		select {
+		case <-room:
+			continue
+		case <-c.lost:
+		case <-ctx.Done():
+		}
+		d.returnWrite(req)
+		return false
 	}
-	d.returnWrite(req)
-	return false
 }
 
 // returnWrite undoes the hand-over of a request the writer never
@@ -57,20 +120,23 @@ func (d *Device) writer(c *conn) {
 	defer d.wg.Done()
 	defer close(c.writerDone)
 	for {
+		req, ok, closed := c.reqs.take()
+		if ok {
+			d.publishNow(c, req)
+			continue
+		}
+		if closed {
+			return
+		}
 		var discards chan *outbound
 		if c.direct.Load() && !d.windowFull() {
 			discards = d.discards
 		}
 		select {
-		case req, ok := <-c.reqs:
-			if !ok {
-				return
-			}
-			d.publishNow(c, req)
+		case <-c.wake:
 		case out := <-discards:
 			d.handing.Add(1)
 			d.publishNow(c, writeReq{out: *out})
-		case <-c.roomy:
 		}
 	}
 }
@@ -79,10 +145,13 @@ func (d *Device) writer(c *conn) {
 // and wakes it to look again (the window may have opened).
 func (c *conn) setDirect(on bool) {
 	c.direct.Store(on)
-	select {
-	case c.roomy <- struct{}{}:
-	default:
-	}
+	signal(c.wake)
+}
+
+// closeWrites ends c's write queue and wakes the writer to see it.
+func (c *conn) closeWrites() {
+	c.reqs.close()
+	signal(c.wake)
 }
 
 // publishNow publishes one request. A QoS 1/2 packet enters the session
