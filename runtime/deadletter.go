@@ -36,7 +36,7 @@ func (d *Device) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
 	out := make([]DeadLetter, len(dead))
 	for i, m := range dead {
 		out[i] = DeadLetter{ID: m.ID, Interface: m.Interface, Major: m.Major, Path: m.Path, Payload: m.Payload, Reason: m.Reason, At: m.At}
-		info, ok := d.ifaces().byName[m.Interface]
+		info, ok := d.ifaces().lookup(m.Interface)
 		if !ok || info.Major != m.Major {
 			continue
 		}

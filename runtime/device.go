@@ -477,7 +477,7 @@ func (d *Device) lookup(iface *model.Interface) (*ifaceInfo, error) {
 	if iface == nil {
 		return nil, fmt.Errorf("%w: nil", ErrUnknownInterface)
 	}
-	info, ok := d.ifaces().byName[iface.Name]
+	info, ok := d.ifaces().lookup(iface.Name)
 	switch {
 	case !ok || info.Major != iface.Major:
 		return nil, fmt.Errorf("%w: %s v%d", ErrUnknownInterface, iface.Name, iface.Major)

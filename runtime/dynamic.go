@@ -18,7 +18,7 @@ func WithTimestamp(t time.Time) SendOption { return func(o *sendOptions) { o.tim
 
 // resolve finds a device interface by name and matches path against it.
 func (d *Device) resolve(interfaceName, path string) (*ifaceInfo, model.Match, error) {
-	info, ok := d.ifaces().byName[interfaceName]
+	info, ok := d.ifaces().lookup(interfaceName)
 	if !ok {
 		return nil, model.Match{}, fmt.Errorf("%w: %s", ErrUnknownInterface, interfaceName)
 	}

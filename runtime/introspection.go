@@ -13,9 +13,17 @@ import (
 // AddInterfaces and RemoveInterfaces build a new one and swap it in, so
 // senders, the dispatcher and the owner loop read it without a lock.
 type registry struct {
-	byName        map[string]*ifaceInfo
-	sorted        []*ifaceInfo // by name
+	sorted        []*ifaceInfo // by name; lookup searches it (no map: less to hold per device)
 	introspection string
+}
+
+// lookup finds the interface named name.
+func (r *registry) lookup(name string) (*ifaceInfo, bool) {
+	n, ok := slices.BinarySearchFunc(r.sorted, name, func(i *ifaceInfo, name string) int { return strings.Compare(i.Name, name) })
+	if !ok {
+		return nil, false
+	}
+	return r.sorted[n], true
 }
 
 // newRegistry checks ifaces and builds a registry of them; base is the
@@ -49,11 +57,8 @@ func buildInfos(base string, ifaces []*model.Interface) ([]*ifaceInfo, error) {
 
 // registryOf indexes infos (distinct names).
 func registryOf(infos []*ifaceInfo) *registry {
-	r := &registry{byName: map[string]*ifaceInfo{}, sorted: slices.Clone(infos)}
+	r := &registry{sorted: slices.Clone(infos)}
 	slices.SortFunc(r.sorted, func(a, b *ifaceInfo) int { return strings.Compare(a.Name, b.Name) })
-	for _, info := range r.sorted {
-		r.byName[info.Name] = info
-	}
 	r.introspection = model.Introspection(r.interfaces())
 	return r
 }
@@ -136,7 +141,7 @@ func (d *Device) AddInterfaces(ctx context.Context, ifaces ...*model.Interface) 
 func (d *Device) RemoveInterfaces(ctx context.Context, names ...string) error {
 	reg := d.ifaces()
 	for _, name := range names {
-		if _, ok := reg.byName[name]; !ok {
+		if _, ok := reg.lookup(name); !ok {
 			return fmt.Errorf("%w: %s", ErrUnknownInterface, name)
 		}
 	}
@@ -193,7 +198,8 @@ func (d *Device) applyConnected(ctx context.Context, c *conn, ch *ifaceChange) e
 	next := prev.changed(ch.add, ch.remove)
 	var removed []*ifaceInfo
 	for _, name := range ch.remove {
-		removed = append(removed, prev.byName[name])
+		info, _ := prev.lookup(name) // RemoveInterfaces checked it is there
+		removed = append(removed, info)
 	}
 	d.reg.Store(prev.changed(nil, ch.remove)) // replaced ones keep their old version meanwhile
 	err := d.subscribe(ctx, c, filtersOf(d.base, ch.add))
@@ -221,7 +227,7 @@ func (d *Device) dropRemoved(ctx context.Context, next *registry) error {
 	d.mu.Lock()
 	d.volatile.filter(func(v volatileMsg) bool { return next.hasTopic(d.base, v.topic) })
 	for k := range d.dirty {
-		if info, ok := next.byName[k.Interface]; !ok || info.Major != k.Major {
+		if info, ok := next.lookup(k.Interface); !ok || info.Major != k.Major {
 			delete(d.dirty, k)
 		}
 	}
@@ -232,7 +238,7 @@ func (d *Device) dropRemoved(ctx context.Context, next *registry) error {
 // hasTopic reports whether a data topic belongs to one of r's interfaces.
 func (r *registry) hasTopic(base, topic string) bool {
 	name, _, _ := strings.Cut(strings.TrimPrefix(topic, base+"/"), "/")
-	_, ok := r.byName[name]
+	_, ok := r.lookup(name)
 	return ok
 }
 

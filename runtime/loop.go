@@ -633,7 +633,7 @@ func (d *Device) nextStored(ctx context.Context, o *owner) (outbound, bool) {
 		if d.session.holds(m.ID) {
 			continue // on its way, or its flow is in the session
 		}
-		if info, ok := d.ifaces().byName[m.Interface]; !ok || info.Major != m.Major {
+		if info, ok := d.ifaces().lookup(m.Interface); !ok || info.Major != m.Major {
 			continue // read ahead before its interface was removed (and pruned)
 		}
 		if expiredAt(m.Deadline, time.Now()) {

@@ -184,7 +184,7 @@ type Property struct {
 // and did not unset or purge. It reads the store, so it works offline and
 // across restarts.
 func (d *Device) Properties(interfaceName string) ([]Property, error) {
-	info, ok := d.ifaces().byName[interfaceName]
+	info, ok := d.ifaces().lookup(interfaceName)
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownInterface, interfaceName)
 	}

@@ -228,7 +228,7 @@ func (d *Device) dispatch(in incoming) error {
 	}
 	name, path, _ := strings.Cut(rest, "/")
 	path = "/" + path
-	info, ok := d.ifaces().byName[name]
+	info, ok := d.ifaces().lookup(name)
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnknownInterface, name)
 	}
