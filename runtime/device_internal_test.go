@@ -235,3 +235,27 @@ func TestWriteQueue(t *testing.T) {
 		t.Errorf("empty closed queue: ok %v closed %v", ok, closed)
 	}
 }
+
+// TestSessionLetsGoWhenEmpty: the session's tables exist only while they
+// hold something, and work again after they were let go.
+func TestSessionLetsGoWhenEmpty(t *testing.T) {
+	s := newSession()
+	for round := range 2 {
+		v := s.view()
+		pub := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
+		pub.Qos, pub.MessageID = 1, 7
+		rec := &record{kind: recStored, storedID: 42}
+		s.takeStored(42)
+		if !v.hand(rec, func() { v.Put(outboundKey(7), pub) }) || v.Get(outboundKey(7)) == nil || !s.holds(42) {
+			t.Fatalf("round %d: the publish did not enter the session", round)
+		}
+		v.Del(outboundKey(7))
+		if acked, _ := s.take(); len(acked) != 1 || acked[0] != rec {
+			t.Fatalf("round %d: acknowledged %v", round, acked)
+		}
+		s.forget([]uint64{42})
+		if s.entries != nil || s.stored != nil || s.holds(42) {
+			t.Errorf("round %d: an empty session holds %d entries, %d marks", round, len(s.entries), len(s.stored))
+		}
+	}
+}

@@ -47,9 +47,11 @@ type record struct {
 // existed in its time, so nothing an old connection does late touches the
 // state of a newer one.
 type session struct {
-	mu      sync.Mutex
-	gen     uint64
-	seq     uint64
+	mu  sync.Mutex
+	gen uint64
+	seq uint64
+	// entries and stored are nil while empty (an idle device holds
+	// neither): put and mark make them, del and unmark let them go.
 	entries map[string]*entry
 	acked   []*record // acknowledged, not yet settled by the owner
 	orphans []*record // the broker lost the session, or never took them: to be requeued
@@ -68,7 +70,40 @@ type entry struct {
 }
 
 func newSession() *session {
-	return &session{entries: map[string]*entry{}, stored: map[uint64]bool{}, signal: make(chan struct{}, 1)}
+	return &session{signal: make(chan struct{}, 1)}
+}
+
+// put adds an entry; s.mu must be held.
+func (s *session) put(key string, e *entry) {
+	if s.entries == nil {
+		s.entries = map[string]*entry{}
+	}
+	s.entries[key] = e
+}
+
+// del removes an entry; s.mu must be held.
+func (s *session) del(key string) {
+	delete(s.entries, key)
+	if len(s.entries) == 0 {
+		s.entries = nil
+	}
+}
+
+// mark marks a stored message as on its way or in a flow; s.mu must be
+// held.
+func (s *session) mark(storedID uint64) {
+	if s.stored == nil {
+		s.stored = map[uint64]bool{}
+	}
+	s.stored[storedID] = true
+}
+
+// unmark ends a stored message's mark; s.mu must be held.
+func (s *session) unmark(storedID uint64) {
+	delete(s.stored, storedID)
+	if len(s.stored) == 0 {
+		s.stored = nil
+	}
 }
 
 // preload adds an entry before the first connection (restoreSession).
@@ -79,8 +114,9 @@ func (s *session) preload(key string, pkt packets.ControlPacket, rec *record) {
 		return
 	}
 	s.seq++
-	s.entries[key] = &entry{seq: s.seq, gen: s.gen, pkt: pkt}
-	s.attach(s.entries[key], rec)
+	e := &entry{seq: s.seq, gen: s.gen, pkt: pkt}
+	s.put(key, e)
+	s.attach(e, rec)
 }
 
 // attach gives e its record; s.mu must be held.
@@ -91,7 +127,7 @@ func (s *session) attach(e *entry, rec *record) {
 	e.rec = rec
 	s.pending++
 	if rec.kind == recStored {
-		s.stored[rec.storedID] = true
+		s.mark(rec.storedID)
 	}
 }
 
@@ -168,10 +204,10 @@ func (s *session) lost() {
 	for _, e := range s.entries {
 		if rec := s.detach(e); rec != nil {
 			s.orphans = append(s.orphans, rec)
-			delete(s.stored, rec.storedID)
+			s.unmark(rec.storedID)
 		}
 	}
-	s.entries = map[string]*entry{}
+	s.entries = nil
 }
 
 // hand runs publish (a paho Publish on v's client) with rec as the record
@@ -210,7 +246,7 @@ func (s *session) releasing() bool {
 func (s *session) giveBack(rec *record) {
 	s.mu.Lock()
 	s.orphans = append(s.orphans, rec)
-	delete(s.stored, rec.storedID)
+	s.unmark(rec.storedID)
 	s.mu.Unlock()
 	s.notify()
 }
@@ -222,7 +258,7 @@ func (s *session) giveBack(rec *record) {
 func (s *session) forget(ids []uint64) {
 	s.mu.Lock()
 	for _, id := range ids {
-		delete(s.stored, id)
+		s.unmark(id)
 	}
 	s.mu.Unlock()
 }
@@ -232,7 +268,7 @@ func (s *session) forget(ids []uint64) {
 // acknowledged or given back.
 func (s *session) takeStored(id uint64) {
 	s.mu.Lock()
-	s.stored[id] = true
+	s.mark(id)
 	s.mu.Unlock()
 }
 
@@ -300,7 +336,7 @@ func (v *sessionView) Put(key string, pkt packets.ControlPacket) {
 	if !ok {
 		s.seq++
 		e = &entry{seq: s.seq, gen: v.gen}
-		s.entries[key] = e
+		s.put(key, e)
 		if _, isPublish := pkt.(*packets.PublishPacket); isPublish && v.next != nil && strings.HasPrefix(key, "o.") {
 			s.attach(e, v.next)
 			v.next = nil
@@ -377,7 +413,7 @@ func (v *sessionView) Del(key string) {
 	if !ok || e.gen > v.gen {
 		return
 	}
-	delete(s.entries, key)
+	s.del(key)
 	if rec := s.detach(e); rec != nil {
 		s.acked = append(s.acked, rec)
 		s.notify()
