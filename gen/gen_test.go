@@ -152,8 +152,8 @@ func TestGolden(t *testing.T) {
 
 // TestDeterministicAndFormatted generates our interfaces and each directory
 // of the corpus twice, in opposite input orders, and requires the same
-// bytes, gofmt-clean as generated (Generate formats once, through
-// jennifer), each with the generated-code header.
+// bytes, gofmt-clean as generated (Generate writes gofmt's layout itself
+// and never formats), each with the generated-code header.
 func TestDeterministicAndFormatted(t *testing.T) {
 	for _, dir := range append([]string{ownInterfaces}, corpusDirs(t)...) {
 		inputs := loadDir(t, dir)
