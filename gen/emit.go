@@ -438,7 +438,7 @@ func handlerMethods(s *source, ip *ifacePlan) []handlerMethod {
 		extra := []string{"value " + s.goType(m.Type)}
 		if ip.properties() {
 			name = "Set" + mp.name
-		} else if m.ExplicitTimestamp {
+		} else {
 			extra = append(extra, s.timestampParam(m)...)
 		}
 		out = append(out, handlerMethod{
