@@ -22,13 +22,14 @@ const (
 // cost three quarters of generation. It knows only the layout rules of the
 // constructs the emitter uses (indentation, one blank line between
 // top-level declarations, doc comments, aligned runs of fields and keyed
-// elements, sorted imports); TestEmitterMatchesGofmt checks them against
-// go/format on the corpus, the golden cases and generated interfaces.
+// elements, sorted imports). TestDeterministicAndFormatted (the corpus),
+// TestRandomInterfacesAreGofmtClean and FuzzGenerate hold its output to
+// go/format, and TestGolden to what earlier releases generated.
 type source struct {
 	body    []byte
 	imports []string // paths used, unique
 	depth   int      // indentation of the next line
-	decls   int      // top-level declarations begun
+	started bool     // a top-level declaration was begun
 }
 
 // use records that the file refers to the package at path.
@@ -49,10 +50,10 @@ func (s *source) ctxParam() string { s.use("context"); return "ctx context.Conte
 // decl begins a top-level declaration: gofmt puts one blank line between
 // declarations that carry a doc comment, and every one of ours does.
 func (s *source) decl(doc ...string) {
-	if s.decls > 0 {
+	if s.started {
 		s.body = append(s.body, '\n')
 	}
-	s.decls++
+	s.started = true
 	s.comment(doc...)
 }
 
