@@ -3,7 +3,6 @@ module github.com/astarte-gen/astarte-gen
 go 1.25.0
 
 require (
-	github.com/dave/jennifer v1.7.1
 	github.com/eclipse/paho.mqtt.golang v1.5.1
 	github.com/google/go-cmp v0.7.0
 	github.com/mochi-mqtt/server/v2 v2.7.9

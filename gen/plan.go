@@ -1,8 +1,9 @@
 // Package gen turns validated Astarte interfaces into a Go package of typed
 // senders, handlers and descriptors. It first builds a plan — every Go name,
-// type and file decided, every collision found — then emits the plan with
-// jennifer. It holds no package-level mutable state: options travel in
-// Config, and generations may run concurrently.
+// type and file decided, every collision found — then writes the plan as Go
+// source in gofmt's layout directly (see source), with no formatting pass.
+// It holds no package-level mutable state: options travel in Config, and
+// generations may run concurrently.
 package gen
 
 import (

@@ -82,6 +82,9 @@ func parse(r *report, data []byte) *model.Interface {
 		return nil
 	}
 	warnUnknownKeys(r, doc)
+	if !checkIntegerLiterals(r, doc) {
+		return nil
+	}
 	var raw rawInterface
 	if err := json.Unmarshal(data, &raw); err != nil {
 		r.errorf("", "%v", err)

@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -255,6 +256,38 @@ func warnUnknownKeys(r *report, doc any) {
 			}
 		}
 	}
+}
+
+// Integer fields of an interface and of a mapping.
+var (
+	interfaceIntegers = []string{"version_major", "version_minor"}
+	mappingIntegers   = []string{"expiry", "database_retention_ttl"}
+)
+
+// checkIntegerLiterals reports integer fields written with a fraction or an
+// exponent (1.0, 6e1). JSON Schema counts such a number as an integer, so
+// the schema lets it through, but Astarte's interface parser casts these
+// fields as integers and refuses a float. It reports whether all are
+// plain integers.
+func checkIntegerLiterals(r *report, doc any) bool {
+	ok := true
+	check := func(fields map[string]any, names []string, at string) {
+		for _, name := range names {
+			if n, isNum := fields[name].(json.Number); isNum && strings.ContainsAny(string(n), ".eE") {
+				r.errorf(at+"/"+name, "%s must be written as an integer, not %s: Astarte reads it as a float and refuses the interface", name, n)
+				ok = false
+			}
+		}
+	}
+	top, _ := doc.(map[string]any)
+	check(top, interfaceIntegers, "")
+	mappings, _ := top["mappings"].([]any)
+	for n, m := range mappings {
+		if fields, isObj := m.(map[string]any); isObj {
+			check(fields, mappingIntegers, fmt.Sprintf("/mappings/%d", n))
+		}
+	}
+	return ok
 }
 
 func sortedKeys(m map[string]any) []string { return slices.Sorted(maps.Keys(m)) }

@@ -69,6 +69,9 @@ func TestRules(t *testing.T) {
 		{"65 levels", doc(t, nil, ep(strings.Repeat("/a", 65))), "/mappings/0/endpoint", "64 levels"},
 		{"64 levels", doc(t, nil, ep(strings.Repeat("/a", 63)+"/b")), "", ""},
 		{"parameter inside a level", doc(t, nil, ep("/a%{x}")), "/mappings/0/endpoint", "whole-level parameter"},
+		{"major written as a float", doc(t, map[string]any{"version_major": json.Number("1.0")}, value), "/version_major", "must be written as an integer, not 1.0"},
+		{"expiry with an exponent", doc(t, nil, `{"endpoint": "/v", "type": "double", "retention": "stored", "expiry": 6e1}`), "/mappings/0/expiry", "not 6e1"},
+		{"ttl written as a float", doc(t, nil, `{"endpoint": "/v", "type": "double", "database_retention_policy": "use_ttl", "database_retention_ttl": 60.0}`), "/mappings/0/database_retention_ttl", "not 60.0"},
 		{"ttl too low", doc(t, nil, `{"endpoint": "/v", "type": "double", "database_retention_policy": "use_ttl", "database_retention_ttl": 59}`), "/mappings/0/database_retention_ttl", ""},
 		// versions
 		{"version 0.0", doc(t, map[string]any{"version_major": 0, "version_minor": 0}, value), "/version_minor", "greater than 0"},

@@ -121,6 +121,20 @@ type Bolt struct {
 	release func()
 	// unsynced says commits were written since the last periodic flush.
 	unsynced atomic.Bool
+	// held, guarded by mu, lists the interface majors the store may hold
+	// data of, or is nil when unknown: opening a sound file fills it and
+	// writes add to it before they commit. Nothing narrows it (a write
+	// racing a Prune could otherwise be missed), so it is a superset of
+	// what the file holds: Prune skips its scan when nothing is to be
+	// dropped (a start, usually) and never skips one that would drop
+	// something; after a Prune that dropped data, later ones run in full.
+	held map[heldMajor]struct{}
+}
+
+// heldMajor is an interface major the store holds data of.
+type heldMajor struct {
+	iface string
+	major int
 }
 
 // in returns where this store's buckets are in tx.
@@ -240,21 +254,27 @@ func (b *Bolt) current(db *bolt.DB) bool {
 			}
 		}
 		sound := true
+		held := map[heldMajor]struct{}{}
 		_ = b.in(tx).Bucket(bucketProps).ForEach(func(k, v []byte) error {
 			_, good := openEntry(k, v)
-			sound = sound && good
+			key, parsed := parsePropKey(k)
+			sound = sound && good && parsed
+			held[heldMajor{key.Interface, key.Major}] = struct{}{}
 			return nil
 		})
 		queued := 0
 		_ = b.in(tx).Bucket(bucketQueue).ForEach(func(k, v []byte) error {
 			queued++
-			if _, err := readMessage(k, v); err != nil {
-				sound = false
-			}
+			m, err := readMessage(k, v)
+			sound = sound && err == nil
+			held[heldMajor{m.Interface, m.Major}] = struct{}{}
 			return nil
 		})
 		if sound {
 			b.count.Store(int64(queued))
+			b.mu.Lock()
+			b.held = held
+			b.mu.Unlock()
 			ok = true
 		}
 		return nil
@@ -462,6 +482,7 @@ func (b *Bolt) Properties(_ context.Context, iface string) ([]Property, error) {
 
 // PutProperty implements Store; it is durable on return.
 func (b *Bolt) PutProperty(_ context.Context, p Property) error {
+	b.hold(heldMajor{p.Interface, p.Major})
 	key := propKey(p.PropertyKey)
 	return b.update(func(tx *bolt.Tx) error {
 		return b.in(tx).Bucket(bucketProps).Put(key, sealEntry(key, encodeProperty(p)))
@@ -478,6 +499,9 @@ func (b *Bolt) DeleteProperty(_ context.Context, k PropertyKey) error {
 func (b *Bolt) Enqueue(ctx context.Context, msgs ...*Message) error {
 	if len(msgs) == 0 {
 		return nil
+	}
+	for _, m := range msgs {
+		b.hold(heldMajor{m.Interface, m.Major})
 	}
 	if b.opts.syncInterval > 0 {
 		return b.enqueueNow(msgs)
@@ -845,6 +869,15 @@ func (b *Bolt) Len(_ context.Context) (int, error) {
 	return int(max(b.count.Load(), 0)), nil
 }
 
+// hold records, before a write, that the store holds data of h.
+func (b *Bolt) hold(h heldMajor) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.held != nil {
+		b.held[h] = struct{}{}
+	}
+}
+
 // Prune implements Store.
 func (b *Bolt) Prune(ctx context.Context, keep map[string]int) (props, msgs int, err error) {
 	if !b.prunable(keep) {
@@ -887,6 +920,17 @@ func (b *Bolt) Prune(ctx context.Context, keep map[string]int) (props, msgs int,
 // prunable reports whether Prune(keep) would drop anything (or could not
 // tell).
 func (b *Bolt) prunable(keep map[string]int) bool {
+	b.mu.Lock()
+	if b.held != nil {
+		defer b.mu.Unlock()
+		for h := range b.held {
+			if major, kept := keep[h.iface]; !kept || major != h.major {
+				return true
+			}
+		}
+		return false
+	}
+	b.mu.Unlock()
 	found := false
 	err := b.view(func(tx *bolt.Tx) error {
 		c := b.in(tx).Bucket(bucketProps).Cursor()

@@ -56,3 +56,42 @@ func BenchmarkEnqueueGroupCommit(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
+
+// BenchmarkStartLargeQueue is a device's start on a store holding 100,000
+// queued messages: open the file (checking every entry) and the Prune the
+// runtime runs with the device's interfaces, which drops nothing here.
+//
+//	go test -run '^$' -bench StartLargeQueue -benchtime 10x ./runtime/store/
+func BenchmarkStartLargeQueue(b *testing.B) {
+	dir := b.TempDir()
+	s, err := OpenBolt(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const queued = 100_000
+	for i := 0; i < queued; i += 1000 {
+		batch := make([]*Message, 1000)
+		for j := range batch {
+			batch[j] = &Message{Interface: "org.bench.Values", Major: 1, Path: "/v", QoS: 1, Payload: make([]byte, 100)}
+		}
+		if err := s.Enqueue(ctx, batch...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	keep := map[string]int{"org.bench.Values": 1}
+	for b.Loop() {
+		s, err := OpenBolt(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, msgs, err := s.Prune(ctx, keep); err != nil || msgs != 0 {
+			b.Fatalf("Prune dropped %d messages: %v", msgs, err)
+		}
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

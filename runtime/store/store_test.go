@@ -131,6 +131,60 @@ func TestPrune(t *testing.T) {
 	})
 }
 
+// TestBoltPruneAfterReopen covers Prune on a reopened file, where the
+// store knows from its opening check which interfaces the file holds and
+// skips the scan when none is to be dropped: data written since the
+// opening, of an interface the file did not hold, must still be dropped.
+func TestBoltPruneAfterReopen(t *testing.T) {
+	dir := t.TempDir()
+	reopen := func() Store {
+		s, err := OpenBolt(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	prune := func(s Store, wantProps, wantMsgs int) {
+		t.Helper()
+		props, msgs, err := s.Prune(ctx, map[string]int{"keep": 1})
+		if err != nil || props != wantProps || msgs != wantMsgs {
+			t.Fatalf("Prune = %d, %d, %v; want %d, %d", props, msgs, err, wantProps, wantMsgs)
+		}
+	}
+	s := reopen()
+	if err := s.PutProperty(ctx, Property{PropertyKey: PropertyKey{"keep", 1, "/a"}, Value: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Enqueue(ctx, &Message{Interface: "keep", Major: 1}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	// Each write gets a file that holds only "keep" 1, so that nothing
+	// else makes Prune scan.
+	s = reopen()
+	prune(s, 0, 0)
+	if err := s.PutProperty(ctx, Property{PropertyKey: PropertyKey{"keep", 2, "/a"}, Value: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	prune(s, 1, 0)
+	s.Close()
+	s = reopen()
+	if err := s.Enqueue(ctx, &Message{Interface: "later", Major: 1}); err != nil {
+		t.Fatal(err)
+	}
+	prune(s, 0, 1)
+	prune(s, 0, 0)
+	s.Close()
+
+	s = reopen()
+	defer s.Close()
+	prune(s, 0, 0)
+	if left, _ := s.Pending(ctx, 0, 10); len(left) != 1 || left[0].Interface != "keep" {
+		t.Errorf("left = %+v", left)
+	}
+}
+
 func TestBoltPersistsAcrossReopen(t *testing.T) {
 	dir := t.TempDir()
 	s, err := OpenBolt(dir)
