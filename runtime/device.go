@@ -246,10 +246,10 @@ type Device struct {
 	state    State
 	started  bool // Connect succeeded or is running
 	volatile ring
-	dirty    map[store.PropertyKey]bool // device properties to publish; true: even if sent
-	handlers map[string]HandlerFunc
-	lastErr  error     // cause of the last lost connection or failed attempt
-	since    time.Time // when state was entered
+	dirty    map[store.PropertyKey]bool // device properties to publish; true: even if sent (nil until one is)
+	handlers map[string]HandlerFunc     // nil until one is registered
+	lastErr  error                      // cause of the last lost connection or failed attempt
+	since    time.Time                  // when state was entered
 	// progress is closed and replaced whenever queued data was settled or
 	// the state changed, while Flush calls (flushers) wait on it.
 	progress chan struct{}
@@ -285,8 +285,6 @@ func New(cfg Config, interfaces ...*model.Interface) (*Device, error) {
 		changes:  make(chan *ifaceChange),
 		discards: make(chan *outbound, 8),
 		closing:  make(chan struct{}),
-		handlers: map[string]HandlerFunc{},
-		dirty:    map[store.PropertyKey]bool{},
 		volatile: ring{limit: cfg.VolatileCapacity},
 		progress: make(chan struct{}),
 		since:    time.Now(),
@@ -505,6 +503,9 @@ func (d *Device) Handle(iface *model.Interface, h HandlerFunc) error {
 		return fmt.Errorf("%w: %s is device-owned; only server-owned interfaces have handlers", ErrWrongOwnership, info.Name)
 	}
 	d.mu.Lock()
+	if d.handlers == nil {
+		d.handlers = map[string]HandlerFunc{}
+	}
 	d.handlers[info.Name] = h
 	replay := d.started && info.Type == model.Properties
 	d.mu.Unlock()

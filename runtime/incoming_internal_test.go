@@ -38,7 +38,7 @@ func TestIncomingQueueBoundedInBytes(t *testing.T) {
 	d := serverStreamDevice(t, model.BinaryBlob)
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) }) // before the device's Close
-	d.handlers["org.x.S"] = func(context.Context, *Incoming) error { <-release; return nil }
+	d.handlers = map[string]HandlerFunc{"org.x.S": func(context.Context, *Incoming) error { <-release; return nil }}
 	c := &conn{lost: make(chan struct{})}
 	const size, flood = 64<<10 + 13, 100 // the largest binaryblob Astarte takes
 	var handed atomic.Int32
@@ -84,6 +84,7 @@ func TestDispatcherRunsWhileMessagesWait(t *testing.T) {
 		running atomic.Int32
 		overlap atomic.Bool
 	)
+	d.handlers = map[string]HandlerFunc{}
 	d.handlers["org.x.S"] = func(_ context.Context, in *Incoming) error {
 		if running.Add(1) > 1 {
 			overlap.Store(true)
@@ -178,7 +179,7 @@ func waitUntil(t *testing.T, cond func() bool) {
 func TestForeignTopicRefused(t *testing.T) {
 	d := serverStreamDevice(t, model.Double)
 	delivered := false
-	d.handlers["org.x.S"] = func(context.Context, *Incoming) error { delivered = true; return nil }
+	d.handlers = map[string]HandlerFunc{"org.x.S": func(context.Context, *Incoming) error { delivered = true; return nil }}
 	payload := []byte{0x10, 0, 0, 0, 0x01, 'v', 0, 0, 0, 0, 0, 0, 0, 0xf8, 0x3f, 0}
 	for _, topic := range []string{"test/dvt9mLDaWb2vW7bdBJwKCg/org.x.S/v", "other/AJInS0w3VpWpuOqkXhgZdA/org.x.S/v", "test/AJInS0w3VpWpuOqkXhgZdAx/org.x.S/v"} {
 		if err := d.dispatch(incoming{topic: topic, payload: payload}); !errors.Is(err, ErrInvalidPath) || !strings.Contains(err.Error(), "outside test/AJInS0w3VpWpuOqkXhgZdA") {

@@ -59,6 +59,9 @@ func (d *Device) publishProperty(k store.PropertyKey) {
 // unsent then, or in any case with force (a full sync resends everything).
 func (d *Device) markDirty(k store.PropertyKey, force bool) {
 	d.mu.Lock()
+	if d.dirty == nil {
+		d.dirty = map[store.PropertyKey]bool{}
+	}
 	d.dirty[k] = d.dirty[k] || force
 	d.mu.Unlock()
 }
