@@ -37,12 +37,12 @@ func emitPackage(s *source, pl *plan) {
 	s.decl("The generated code refers to this constant so that a runtime of another\nversion is a build error: use the astarte-gen and runtime of one module\nversion (go generate after upgrading github.com/astarte-gen/astarte-gen).")
 	s.line("const _ = ", s.rt("SupportPackageIsVersion2"))
 	s.decl("Interfaces returns copies of every interface of this package, for\nruntime.New.")
-	list := "[]*" + s.md("Interface") + "{"
-	s.open("func Interfaces() ", list[:len(list)-1], " {")
+	list := "[]*" + s.md("Interface")
+	s.open("func Interfaces() ", list, " {")
 	if len(pl.ifaces) == 0 {
-		s.line("return ", list, "}")
+		s.line("return ", list, "{}")
 	} else {
-		s.open("return ", list)
+		s.open("return ", list, "{")
 		for _, ip := range pl.ifaces {
 			s.line(ip.descVar(), ".Clone(),")
 		}
@@ -126,29 +126,45 @@ var (
 	retentionNames   = map[model.Retention]string{model.Volatile: "Volatile", model.Stored: "Stored"}
 )
 
-// mappingFields are the non-default fields of a mapping's Go literal.
+// mappingFields are the non-default fields of a mapping's Go literal. Each
+// value is made only when written, so that a file imports time only when a
+// duration needs it.
 func mappingFields(s *source, m model.Mapping) []cell {
 	rows := []cell{{"Endpoint:", strconv.Quote(m.Endpoint)}, {"Type:", s.md(accessor(m.Type))}}
-	add := func(cond bool, key string, value func() string) {
-		if cond {
-			rows = append(rows, cell{key + ":", value()})
-		}
+	add := func(key, value string) { rows = append(rows, cell{key + ":", value}) }
+	seconds := func(t time.Duration) string {
+		return strconv.FormatInt(int64(t/time.Second), 10) + " * " + s.tm("Second")
 	}
-	seconds := func(t time.Duration) func() string {
-		return func() string { return strconv.FormatInt(int64(t/time.Second), 10) + " * " + s.tm("Second") }
+	if m.Reliability != model.Unreliable {
+		add("Reliability", s.md(reliabilityNames[m.Reliability]))
 	}
-	name := func(n string) func() string { return func() string { return s.md(n) } }
-	lit := func(v string) func() string { return func() string { return v } }
-	add(m.Reliability != model.Unreliable, "Reliability", name(reliabilityNames[m.Reliability]))
-	add(m.Retention != model.Discard, "Retention", name(retentionNames[m.Retention]))
-	add(m.Expiry != 0, "Expiry", seconds(m.Expiry))
-	add(m.ExplicitTimestamp, "ExplicitTimestamp", lit("true"))
-	add(m.AllowUnset, "AllowUnset", lit("true"))
-	add(m.Required, "Required", lit("true"))
-	add(m.DatabaseRetentionPolicy == model.UseTTL, "DatabaseRetentionPolicy", name("UseTTL"))
-	add(m.DatabaseRetentionTTL != 0, "DatabaseRetentionTTL", seconds(m.DatabaseRetentionTTL))
-	add(m.Description != "", "Description", lit(strconv.Quote(m.Description)))
-	add(m.Doc != "", "Doc", lit(strconv.Quote(m.Doc)))
+	if m.Retention != model.Discard {
+		add("Retention", s.md(retentionNames[m.Retention]))
+	}
+	if m.Expiry != 0 {
+		add("Expiry", seconds(m.Expiry))
+	}
+	if m.ExplicitTimestamp {
+		add("ExplicitTimestamp", "true")
+	}
+	if m.AllowUnset {
+		add("AllowUnset", "true")
+	}
+	if m.Required {
+		add("Required", "true")
+	}
+	if m.DatabaseRetentionPolicy == model.UseTTL {
+		add("DatabaseRetentionPolicy", s.md("UseTTL"))
+	}
+	if m.DatabaseRetentionTTL != 0 {
+		add("DatabaseRetentionTTL", seconds(m.DatabaseRetentionTTL))
+	}
+	if m.Description != "" {
+		add("Description", strconv.Quote(m.Description))
+	}
+	if m.Doc != "" {
+		add("Doc", strconv.Quote(m.Doc))
+	}
 	return rows
 }
 
