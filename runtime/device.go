@@ -196,7 +196,8 @@ type ifaceInfo struct {
 	*model.Interface
 	levels [][]model.Level // per mapping; for objects index 0 holds the prefix
 	// topics holds the full topic of each mapping without parameters (for
-	// objects, index 0: the prefix), so that sending on it allocates none.
+	// objects, index 0: the prefix), so that sending on it allocates none;
+	// nil for a server-owned interface, on which nothing is sent.
 	topics []string
 }
 
@@ -405,6 +406,9 @@ func buildInfo(base string, i *model.Interface) (*ifaceInfo, error) {
 	}
 	if i.Aggregation == model.Object {
 		info.levels[0] = info.levels[0][:len(info.levels[0])-1]
+	}
+	if i.Ownership != model.OwnershipDevice {
+		return info, nil // nothing is sent on it: no topics to keep ready
 	}
 	info.topics = make([]string, len(i.Mappings))
 	for n, levels := range info.levels {
