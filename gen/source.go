@@ -75,13 +75,19 @@ func (s *source) close(parts ...string) {
 	s.line(parts...)
 }
 
+// unsayable drops carriage returns from comment text and spells out the two
+// characters Go source cannot hold anywhere, NUL and the byte order mark,
+// which an interface's description may carry.
+var unsayable = strings.NewReplacer("\r", "", "\x00", `\x00`, "\ufeff", `\ufeff`)
+
 // commentLines turns paragraphs into the text of "//" lines, without the
 // markers: paragraphs separated by an empty line, trailing blanks and
-// carriage returns dropped, empty paragraphs skipped.
+// carriage returns dropped, NUL and BOM spelled out, empty paragraphs
+// skipped.
 func commentLines(paragraphs []string) []string {
 	var lines []string
 	for _, p := range paragraphs {
-		p = strings.TrimSpace(strings.ReplaceAll(p, "\r", ""))
+		p = strings.TrimSpace(unsayable.Replace(p))
 		if p == "" {
 			continue
 		}
@@ -206,10 +212,11 @@ func (s *source) file(pkg string, header ...string) []byte {
 	return append(b, s.body...)
 }
 
-// headerText keeps a header line one line long: a path with a line break
-// or another control character in it is written quoted.
+// headerText keeps a header line one line long and valid Go: a path with a
+// line break, another control character or a byte order mark in it is
+// written quoted.
 func headerText(s string) string {
-	if strings.ContainsFunc(s, unicode.IsControl) {
+	if strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) || r == '\ufeff' }) {
 		return strconv.Quote(s)
 	}
 	return s

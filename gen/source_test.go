@@ -43,6 +43,7 @@ var descriptionParts = []string{
 	"température moyenne, 気温",
 	"a line with trailing blanks   ",
 	"a line with a carriage return\r",
+	"a NUL \x00 and a byte order mark \ufeff, which Go source cannot hold",
 	"ends with a colon:",
 	"x := 1 // code-like",
 	"",
