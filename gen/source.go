@@ -128,6 +128,12 @@ func docLines(lines []string) []string {
 	if len(lines) == 0 || plainText(lines) {
 		return lines
 	}
+	return canonical(lines)
+}
+
+// canonical is what go/doc/comment makes of comment lines, as gofmt
+// rewrites doc comments.
+func canonical(lines []string) []string {
 	var p comment.Parser
 	var pr comment.Printer
 	text := string(pr.Comment(p.Parse(strings.Join(lines, "\n") + "\n")))
@@ -137,11 +143,11 @@ func docLines(lines []string) []string {
 // plainText reports whether go/doc/comment would keep lines as they are:
 // paragraphs of text with nothing it rewrites, that is no indented line
 // (code), no line that could start a list or a heading, no run of blank
-// lines (they collapse into one), no single-line
-// paragraph between two others (an old-style heading), no brackets (links)
-// and no doubled quotes (typographic quotes). It may answer false for
-// text that would in fact be kept; TestPlainTextIsCanonical checks it
-// never answers true for text that would not.
+// lines (they collapse into one), no single-line paragraph between two
+// others (an old-style heading), no brackets (links) and no doubled quotes
+// (typographic quotes). It may answer false for text that would in fact be
+// kept; TestPlainTextIsCanonical checks it never answers true for text
+// that would not.
 func plainText(lines []string) bool {
 	start := 0 // first line of the current paragraph
 	for i, l := range lines {

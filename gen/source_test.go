@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"go/doc/comment"
 	"go/format"
 	"math/rand/v2"
 	"slices"
@@ -65,15 +64,6 @@ func randomDescription(r *rand.Rand) string {
 		sep = "\n"
 	}
 	return strings.Join(paras, sep)
-}
-
-// canonical is what go/doc/comment makes of comment lines: the slow path
-// docLines takes for text that is not plain.
-func canonical(lines []string) []string {
-	var p comment.Parser
-	var pr comment.Printer
-	text := string(pr.Comment(p.Parse(strings.Join(lines, "\n") + "\n")))
-	return strings.Split(strings.TrimSuffix(text, "\n"), "\n")
 }
 
 // TestPlainTextIsCanonical checks docLines' shortcut: whenever plainText
