@@ -500,9 +500,11 @@ func (b *Bolt) Enqueue(ctx context.Context, msgs ...*Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
+	b.mu.Lock()
 	for _, m := range msgs {
-		b.hold(heldMajor{m.Interface, m.Major})
+		b.holdLocked(heldMajor{m.Interface, m.Major})
 	}
+	b.mu.Unlock()
 	if b.opts.syncInterval > 0 {
 		return b.enqueueNow(msgs)
 	}
@@ -873,6 +875,11 @@ func (b *Bolt) Len(_ context.Context) (int, error) {
 func (b *Bolt) hold(h heldMajor) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.holdLocked(h)
+}
+
+// holdLocked is hold with mu held (Enqueue takes it once for a batch).
+func (b *Bolt) holdLocked(h heldMajor) {
 	if b.held != nil {
 		b.held[h] = struct{}{}
 	}
